@@ -1,0 +1,72 @@
+"""Where the stores are: one place for the whole provider.
+
+Settings come from environment variables (and, inside Airflow, from the
+``digitalhub`` connection through :mod:`digitalhub_provider.hooks`). With
+nothing configured a directory under ``$DIGITALHUB_HOME`` (default
+``~/.digitalhub``) holds the SQLite metadata store and the data directory.
+
+Credentials never travel in a RunSpec: they are passed to a runner through
+its environment only (:meth:`Settings.to_env`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_HOME = "DIGITALHUB_HOME"
+ENV_METADATA_URL = "DIGITALHUB_METADATA_URL"
+ENV_DATA_URL = "DIGITALHUB_DATA_URL"
+ENV_S3_ENDPOINT = "DIGITALHUB_S3_ENDPOINT_URL"
+ENV_S3_KEY = "DIGITALHUB_S3_ACCESS_KEY_ID"
+ENV_S3_SECRET = "DIGITALHUB_S3_SECRET_ACCESS_KEY"
+ENV_S3_REGION = "DIGITALHUB_S3_REGION"
+ENV_ENVS_DIR = "DIGITALHUB_ENVS_DIR"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.home() / ".digitalhub").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Locations of the metadata and data stores, plus S3 access."""
+
+    metadata_url: str
+    data_url: str
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_region: str | None = None
+    envs_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get(ENV_HOME) or Path.home() / ".digitalhub").expanduser()
+        return cls(
+            metadata_url=env.get(ENV_METADATA_URL) or f"sqlite:///{home / 'metadata.db'}",
+            data_url=env.get(ENV_DATA_URL) or str(home / "data"),
+            s3_endpoint_url=env.get(ENV_S3_ENDPOINT) or env.get("S3_ENDPOINT_URL") or None,
+            s3_access_key_id=env.get(ENV_S3_KEY) or env.get("AWS_ACCESS_KEY_ID") or None,
+            s3_secret_access_key=env.get(ENV_S3_SECRET) or env.get("AWS_SECRET_ACCESS_KEY") or None,
+            s3_region=env.get(ENV_S3_REGION) or env.get("AWS_DEFAULT_REGION") or None,
+            envs_dir=env.get(ENV_ENVS_DIR) or str(home / "envs"),
+        )
+
+    def with_overrides(self, **changes: str | None) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v})
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that give a runner process these settings."""
+        pairs = {
+            ENV_METADATA_URL: self.metadata_url,
+            ENV_DATA_URL: self.data_url,
+            ENV_S3_ENDPOINT: self.s3_endpoint_url,
+            ENV_S3_KEY: self.s3_access_key_id,
+            ENV_S3_SECRET: self.s3_secret_access_key,
+            ENV_S3_REGION: self.s3_region,
+            ENV_ENVS_DIR: self.envs_dir,
+        }
+        return {k: v for k, v in pairs.items() if v}

@@ -1,0 +1,97 @@
+"""Function, Workflow, Task and Run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from digitalhub_provider.entities.base import Entity
+from digitalhub_provider.entities.states import FINAL_STATES, State
+from digitalhub_provider.errors import EntityError, EntityNotFoundError, RunError
+
+
+class Executable(Entity):
+    """An entity that tasks run: a Function or a Workflow."""
+
+    def run(self, action: str | None = None, wait: bool = True, **kwargs: Any) -> Run:
+        """Create a task and a run for ``action`` and execute it (see the README)."""
+        from digitalhub_provider.sdk.runs import run_executable
+
+        return run_executable(self, action=action, wait=wait, **kwargs)
+
+
+class Function(Executable):
+    ENTITY_TYPE = "function"
+
+
+class Workflow(Executable):
+    ENTITY_TYPE = "workflow"
+
+    def run(self, action: str | None = "pipeline", wait: bool = True, **kwargs: Any) -> Run:
+        return super().run(action=action, wait=wait, **kwargs)
+
+
+class Task(Entity):
+    ENTITY_TYPE = "task"
+
+
+class Run(Entity):
+    ENTITY_TYPE = "run"
+
+    @property
+    def state(self) -> str:
+        return self.status.state or State.CREATED.value
+
+    def output(self, output_name: str, as_key: bool = False, as_dict: bool = False) -> Any:
+        """An output entity by name (or its key, or its dictionary)."""
+        outputs: dict[str, str] = self.status.get("outputs") or {}
+        if output_name not in outputs:
+            raise EntityNotFoundError(
+                f"run {self.id} has no output {output_name!r} (outputs: {', '.join(sorted(outputs)) or 'none'})"
+            )
+        key = outputs[output_name]
+        if as_key:
+            return key
+        from digitalhub_provider.sdk import crud
+
+        entity = crud.get_entity_by_key(key, ctx=self._ctx)
+        return entity.to_dict() if as_dict else entity
+
+    def outputs(self, as_key: bool = False, as_dict: bool = False) -> dict[str, Any]:
+        names = self.status.get("outputs") or {}
+        return {n: self.output(n, as_key=as_key, as_dict=as_dict) for n in names}
+
+    def result(self, result_name: str) -> Any:
+        results: dict[str, Any] = self.status.get("results") or {}
+        if result_name not in results:
+            raise EntityNotFoundError(
+                f"run {self.id} has no result {result_name!r} (results: {', '.join(sorted(results)) or 'none'})"
+            )
+        return results[result_name]
+
+    def results(self) -> dict[str, Any]:
+        return dict(self.status.get("results") or {})
+
+    def logs(self) -> str:
+        """The run's stored stdout and stderr."""
+        from digitalhub_provider.sdk.runs import read_logs
+
+        return read_logs(self)
+
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
+        """Block until the run reaches COMPLETED, ERROR or STOPPED."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.refresh() and State(self.state) not in FINAL_STATES:
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunError(f"run {self.id} still {self.state} after {timeout}s")
+            time.sleep(poll)
+        return self
+
+    def stop(self) -> Run:
+        """Kill the run's process and set it STOPPED."""
+        from digitalhub_provider.sdk.runs import stop_run
+
+        return stop_run(self)
+
+    def invoke(self, **kwargs: Any) -> Any:
+        raise EntityError("invoke() needs a run of the serve action, which this provider does not offer yet")

@@ -1,0 +1,94 @@
+"""Entity keys and names, as DigitalHub writes them.
+
+Versioned entities: ``store://{project}/{type}/{kind}/{name}:{id}``.
+Tasks and runs:     ``store://{project}/{type}/{kind}/{id}``.
+A versioned key without ``:{id}`` names the latest version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from digitalhub_provider.errors import EntityError
+
+SCHEME = "store://"
+VERSIONED_TYPES = ("function", "workflow", "dataitem", "artifact", "model")
+UNVERSIONED_TYPES = ("task", "run")
+ENTITY_TYPES = ("project", *VERSIONED_TYPES, *UNVERSIONED_TYPES)
+
+# Names end up in keys, paths and Kubernetes labels: no '/', ':' or spaces.
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._+-]{0,253}$")
+# Projects become namespaces and folders: lower case DNS labels.
+PROJECT_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def validate_name(name: object, what: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise EntityError(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit (at most 254 characters)"
+        )
+    return name
+
+
+def validate_project_name(name: object) -> str:
+    if not isinstance(name, str) or not PROJECT_RE.match(name):
+        raise EntityError(
+            f"invalid project name {name!r}: use lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit (at most 63 characters)"
+        )
+    return name
+
+
+def validate_id(value: object) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise EntityError(f"invalid entity id {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Key:
+    project: str
+    entity_type: str
+    kind: str
+    name: str | None
+    id: str | None
+
+    def __str__(self) -> str:
+        return build_key(self.project, self.entity_type, self.kind, self.name, self.id)
+
+
+def build_key(project: str, entity_type: str, kind: str, name: str | None, entity_id: str | None) -> str:
+    if entity_type in UNVERSIONED_TYPES:
+        return f"{SCHEME}{project}/{entity_type}/{kind}/{entity_id}"
+    suffix = f":{entity_id}" if entity_id else ""
+    return f"{SCHEME}{project}/{entity_type}/{kind}/{name}{suffix}"
+
+
+def is_key(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(SCHEME)
+
+
+def parse_key(key: object) -> Key:
+    """Split a key into its parts; a malformed key is an :class:`EntityError` naming it."""
+    if not isinstance(key, str) or not key.startswith(SCHEME):
+        raise EntityError(f"malformed key {key!r}: a key starts with {SCHEME!r}")
+    parts = key[len(SCHEME):].split("/")
+    if len(parts) != 4 or not all(parts):
+        raise EntityError(
+            f"malformed key {key!r}: expected store://project/type/kind/name:id "
+            "(or store://project/type/kind/id for tasks and runs)"
+        )
+    project, entity_type, kind, last = parts
+    if entity_type not in ENTITY_TYPES or entity_type == "project":
+        raise EntityError(f"malformed key {key!r}: unknown entity type {entity_type!r}")
+    validate_project_name(project)
+    if entity_type in UNVERSIONED_TYPES:
+        return Key(project, entity_type, kind, None, validate_id(last))
+    name, sep, entity_id = last.partition(":")
+    validate_name(name)
+    if sep:
+        validate_id(entity_id)
+    return Key(project, entity_type, kind, name, entity_id or None)

@@ -1,0 +1,31 @@
+"""The project's own exception types.
+
+Every error a user can cause ends in one of these, with a message that names
+the field, key or file at fault.
+"""
+
+from __future__ import annotations
+
+
+class DigitalHubError(Exception):
+    """Base of every error raised by the provider."""
+
+
+class EntityError(DigitalHubError):
+    """A spec, name, kind or key that DigitalHub would reject."""
+
+
+class EntityNotFoundError(DigitalHubError):
+    """The entity asked for does not exist."""
+
+
+class StoreError(DigitalHubError):
+    """A metadata or data store cannot be reached or refused an operation."""
+
+
+class RunError(DigitalHubError):
+    """A run could not be prepared, launched or completed."""
+
+
+class BackendError(RunError):
+    """A runtime environment (virtualenv, interpreter) is missing or broken."""

@@ -1,0 +1,74 @@
+"""DataFrames on a data store: Parquet written and read with pyarrow, CSV read.
+
+Large tables go through a local file and the store's streaming transfer, so
+nothing but the DataFrame itself is held in memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digitalhub_provider.errors import EntityError
+
+if TYPE_CHECKING:
+    from digitalhub_provider.sdk.context import Context
+
+
+def _format(path: str, file_format: str | None) -> str:
+    if file_format:
+        return file_format.lower()
+    name = path.lower().split("?")[0]
+    if name.endswith((".csv", ".csv.gz", ".txt")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.startswith(("http://", "https://")):
+        return "csv"
+    return "parquet"
+
+
+def read_df(ctx: Context, path: str, file_format: str | None = None, **kwargs: Any) -> Any:
+    import pandas as pd
+
+    fmt = _format(path, file_format)
+    store = ctx.data_store(path)
+    local = store.local_path(path)
+    tmpdir = None
+    if local is None:
+        tmpdir = tempfile.TemporaryDirectory(prefix="dh-read-")
+        local = store.download(path, Path(tmpdir.name) / (Path(path).name or "data"))
+    try:
+        if fmt == "csv":
+            return pd.read_csv(local, **kwargs)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(local, **kwargs).to_pandas()
+        raise EntityError(f"cannot read {path!r} as a table: unknown format {fmt!r} (use parquet or csv)")
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+
+
+def write_df(ctx: Context, df: Any, path: str, **kwargs: Any) -> str:
+    """Write ``df`` as Parquet at ``path`` and return the path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    store = ctx.data_store(path)
+    local = store.local_path(path)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.tmp")
+        pq.write_table(table, tmp, **kwargs)
+        tmp.replace(local)
+        return path
+    with tempfile.TemporaryDirectory(prefix="dh-write-") as tmpdir:
+        tmp = Path(tmpdir) / "data.parquet"
+        pq.write_table(table, tmp, **kwargs)
+        del table
+        store.upload(tmp, path)
+    return path

@@ -1,0 +1,254 @@
+"""Metadata store on SQLAlchemy: a SQLite file by default, PostgreSQL by URL.
+
+SQLite runs in WAL mode with a busy timeout, and write transactions start with
+``BEGIN IMMEDIATE`` so that several processes saving at once queue up instead
+of failing. The schema is created and upgraded by Alembic the first time a
+process opens a store, under a lock so that two processes don't race.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text
+from sqlalchemy import update as sa_update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from digitalhub_provider.entities.keys import is_key, parse_key
+from digitalhub_provider.errors import EntityNotFoundError, StoreError
+from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
+from digitalhub_provider.stores.metadata.schema import entities as T
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD = "0001"
+_engines: dict[str, Engine] = {}
+_ready: set[str] = set()
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _begin)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("dh_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _engine(url: str) -> Engine:
+    with _lock:
+        eng = _engines.get(url)
+        if eng is None:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database and parsed.database != ":memory:":
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                eng = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+                event.listen(eng, "connect", _sqlite_pragmas)
+                event.listen(eng, "begin", _sqlite_begin)
+            else:
+                eng = create_engine(url, pool_pre_ping=True)
+            _engines[url] = eng
+        return eng
+
+
+def _function_ref(entity: Entity) -> tuple[str | None, str | None]:
+    """The function (or workflow) a task or run belongs to, as (name, id)."""
+    spec = entity.get("spec") or {}
+    ref = spec.get("function") or spec.get("workflow")
+    if not is_key(ref):
+        return None, None
+    key = parse_key(ref)
+    return key.name, key.id
+
+
+def _row(entity_type: str, entity: Entity) -> dict[str, Any]:
+    fname, fid = _function_ref(entity) if entity_type in ("task", "run") else (None, None)
+    return {
+        "id": entity["id"],
+        "project": entity["project"],
+        "entity_type": entity_type,
+        "kind": entity["kind"],
+        "name": entity["name"],
+        "state": (entity.get("status") or {}).get("state"),
+        "function_name": fname,
+        "function_id": fid,
+        "body": json.dumps(entity, separators=(",", ":"), default=str),
+    }
+
+
+class SQLMetadataStore(MetadataStore):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if url not in _ready:
+            self._migrate()
+            _ready.add(url)
+
+    # -- schema ---------------------------------------------------------------
+    def _migrate(self) -> None:
+        try:
+            with self._migration_lock(), self.engine.connect() as conn:
+                current = conn.execute(text("SELECT 1")).scalar()  # connectivity check
+                del current
+                from alembic.runtime.migration import MigrationContext
+
+                if MigrationContext.configure(conn).get_current_revision() == HEAD:
+                    return
+                from alembic import command
+                from alembic.config import Config
+
+                cfg = Config()
+                cfg.set_main_option("script_location", str(MIGRATIONS))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the metadata store {self._safe_url}: {exc.__class__.__name__}: {exc}") from None
+
+    @property
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.is_sqlite:
+            db = make_url(self.url).database
+            if db and db != ":memory:":
+                with open(f"{db}.migrate.lock", "a") as fh:
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+                    try:
+                        yield
+                    finally:
+                        fcntl.flock(fh, fcntl.LOCK_UN)
+                return
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(74656)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(74656)"))
+                conn.commit()
+
+    # -- transactions -----------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(dh_write=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreError(f"metadata store {self._safe_url} failed: {exc.orig}") from None
+
+    # -- interface ---------------------------------------------------------------
+    def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
+        with self._tx(write=True) as conn:
+            if create:
+                conn.execute(insert(T), [_row(t, e) for t, e in create])
+            for entity_type, entity in update:
+                row = _row(entity_type, entity)
+                res = conn.execute(
+                    sa_update(T)
+                    .where(and_(T.c.entity_type == entity_type, T.c.id == entity["id"]))
+                    .values(**{k: row[k] for k in ("kind", "state", "body", "function_name", "function_id")})
+                )
+                if res.rowcount == 0:
+                    raise EntityNotFoundError(f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}")
+
+    def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
+        with self._tx(write=False) as conn:
+            body = conn.execute(
+                select(T.c.body).where(
+                    and_(T.c.entity_type == entity_type, T.c.id == entity_id, T.c.project == project)
+                )
+            ).scalar()
+        if body is None:
+            raise EntityNotFoundError(f"{entity_type} with id {entity_id!r} not found in project {project!r}")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    def get_latest(self, project: str, entity_type: str, name: str) -> Entity:
+        with self._tx(write=False) as conn:
+            body = conn.execute(
+                select(T.c.body)
+                .where(and_(T.c.project == project, T.c.entity_type == entity_type, T.c.name == name))
+                .order_by(T.c.pk.desc())
+                .limit(1)
+            ).scalar()
+        if body is None:
+            raise EntityNotFoundError(f"{entity_type} {name!r} not found in project {project!r}")
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    def list(
+        self,
+        project: str,
+        entity_type: str,
+        *,
+        name: str | None = None,
+        kind: str | None = None,
+        state: str | None = None,
+        function_name: str | None = None,
+        all_versions: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Entity]:
+        conds = [T.c.project == project, T.c.entity_type == entity_type]
+        for col, value in (("name", name), ("kind", kind), ("state", state), ("function_name", function_name)):
+            if value is not None:
+                conds.append(T.c[col] == value)
+        query = select(T.c.body).where(and_(*conds))
+        if not all_versions and entity_type not in ("task", "run", "project"):
+            latest = (
+                select(func.max(T.c.pk))
+                .where(and_(T.c.project == project, T.c.entity_type == entity_type))
+                .group_by(T.c.name)
+            )
+            query = query.where(T.c.pk.in_(latest))
+        query = query.order_by(T.c.pk.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx(write=False) as conn:
+            return [json.loads(b) for b in conn.execute(query).scalars()]
+
+    def delete(
+        self,
+        project: str,
+        entity_type: str,
+        *,
+        ids: Sequence[str] | None = None,
+        name: str | None = None,
+        function_name: str | None = None,
+        function_ids: Sequence[str] | None = None,
+    ) -> int:
+        conds = [T.c.project == project, T.c.entity_type == entity_type]
+        if ids is not None:
+            conds.append(T.c.id.in_(list(ids)))
+        if name is not None:
+            conds.append(T.c.name == name)
+        if function_name is not None:
+            conds.append(T.c.function_name == function_name)
+        if function_ids is not None:
+            conds.append(T.c.function_id.in_(list(function_ids)))
+        with self._tx(write=True) as conn:
+            return conn.execute(delete(T).where(and_(*conds))).rowcount  # type: ignore[attr-defined,no-any-return]
+
+    def delete_project(self, project: str) -> int:
+        with self._tx(write=True) as conn:
+            return conn.execute(delete(T).where(T.c.project == project)).rowcount  # type: ignore[attr-defined,no-any-return]
