@@ -1,0 +1,104 @@
+"""The local launcher: the runner as a subprocess in its own process group.
+
+Its stdout and stderr (merged, in order) stream line by line to a callback
+(the caller's console, or the Airflow task log) and to the run's log file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+RUNNER_MODULE = "digitalhub_provider.runtimes"
+
+
+class LocalProcess:
+    def __init__(
+        self,
+        python: str,
+        runspec_url: str,
+        env: dict[str, str],
+        log_path: Path,
+        on_line: Callable[[str], None] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+        self.proc = subprocess.Popen(
+            [python, "-u", "-m", RUNNER_MODULE, runspec_url],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        self.killed = False
+        self._reader = threading.Thread(target=self._pump, args=(on_line,), daemon=True)
+        self._reader.start()
+
+    def _pump(self, on_line: Callable[[str], None] | None) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._log.write(line + "\n")
+            if on_line is not None:
+                try:
+                    on_line(line)
+                except Exception:  # noqa: BLE001 - a broken log sink must not stop the run
+                    pass
+        self.proc.stdout.close()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit code (raises ``subprocess.TimeoutExpired``)."""
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        self._log.close()
+        return code
+
+    def kill(self, grace: float = 5.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL what is left after ``grace`` seconds."""
+        self.killed = True
+        _signal_group(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(self.pid, signal.SIGKILL)  # the runner and whatever it started
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_group(pid: int, grace: float = 5.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        return
+    deadline = threading.Event()
+    for _ in range(int(grace * 10)):
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        deadline.wait(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,1 @@
+"""Code that runs inside a job (subprocess or pod). Never imports Airflow."""

@@ -1,0 +1,78 @@
+"""The context a handler's ``project`` works in, inside a runner.
+
+New entities are written to the data store and *recorded* (listed in the
+RunResult) instead of being written to the metadata store: the control plane
+registers them, with the run's lineage, in the same transaction as the run's
+final status. Reads see what the run logged first, then the metadata store
+(when the job can reach it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from digitalhub_provider.config import Settings
+from digitalhub_provider.errors import EntityNotFoundError
+from digitalhub_provider.sdk.context import Context
+from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
+
+
+class _Overlay(MetadataStore):
+    """Reads through the run's own records, then the real store; writes are refused."""
+
+    def __init__(self, ctx: RunnerContext) -> None:
+        self.ctx = ctx
+        self.url = ctx.settings.metadata_url
+
+    def _real(self) -> MetadataStore:
+        return Context.metadata.fget(self.ctx)  # type: ignore[attr-defined,no-any-return]
+
+    def _mine(self, project: str, entity_type: str) -> list[Entity]:
+        return [r["entity"] for r in reversed(self.ctx.logged) if r["type"] == entity_type and r["entity"]["project"] == project]
+
+    def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
+        for entity_type, entity in create:
+            self.ctx.insert(entity_type, entity)
+        if update:
+            raise EntityNotFoundError("inside a run, entities can be logged but not updated")
+
+    def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
+        for e in self._mine(project, entity_type):
+            if e["id"] == entity_id:
+                return e
+        return self._real().get(project, entity_type, entity_id)
+
+    def get_latest(self, project: str, entity_type: str, name: str) -> Entity:
+        for e in self._mine(project, entity_type):
+            if e["name"] == name:
+                return e
+        return self._real().get_latest(project, entity_type, name)
+
+    def list(self, project: str, entity_type: str, **kw: Any) -> list[Entity]:
+        mine = self._mine(project, entity_type)
+        return mine + self._real().list(project, entity_type, **kw)
+
+    def delete(self, project: str, entity_type: str, **kw: Any) -> int:
+        raise EntityNotFoundError("inside a run, entities cannot be deleted")
+
+    def delete_project(self, project: str) -> int:
+        raise EntityNotFoundError("inside a run, projects cannot be deleted")
+
+
+class RunnerContext(Context):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.logged: list[dict[str, Any]] = []
+        self._overlay = _Overlay(self)
+
+    @property
+    def metadata(self) -> MetadataStore:  # type: ignore[override]
+        return self._overlay
+
+    @property
+    def records_only(self) -> bool:
+        return True
+
+    def insert(self, entity_type: str, entity: dict[str, Any]) -> None:
+        self.logged.append({"type": entity_type, "entity": entity})

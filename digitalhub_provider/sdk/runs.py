@@ -1,0 +1,354 @@
+"""The control plane of a run: the one writer of run status.
+
+``prepare_run`` validates everything and creates the task and run records
+(CREATED) before any process starts; ``build_run`` readies the runtime
+environment (BUILT); ``write_runspec`` writes the RunSpec (READY);
+``start_local`` launches the runner (RUNNING); ``finish_run`` reads the
+RunResult and registers outputs, lineage and the final state in one
+transaction (COMPLETED, ERROR or STOPPED). ``run_executable`` chains them for
+the SDK's ``function.run()``; the Airflow operators call the steps themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, State, Task
+from digitalhub_provider.entities.base import now_iso
+from digitalhub_provider.entities.executable import Executable
+from digitalhub_provider.entities.keys import is_key, parse_key
+from digitalhub_provider.entities.specs import TASK_KINDS, validate_spec
+from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
+from digitalhub_provider.launchers.envs import ensure_environment
+from digitalhub_provider.launchers.local import LocalProcess, kill_group
+from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RUNSPEC_FILE, RunResult, RunSpec
+from digitalhub_provider.sdk import crud
+from digitalhub_provider.sdk.context import Context
+
+TASK_FIELDS = (
+    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets",
+    "profile", "backoff_limit", "schedule", "replicas", "service_type", "instructions",
+)
+INPUT_TYPES = ("dataitem", "artifact", "model")
+_active: dict[str, LocalProcess] = {}
+_active_lock = threading.Lock()
+
+
+# -- state ---------------------------------------------------------------------------------
+def set_state(ctx: Context, run: Run, state: State, message: str | None = None, **fields: Any) -> Run:
+    stamp = now_iso()
+    status = run.status
+    status.state = state.value
+    if message is not None:
+        status.message = message
+    timings = dict(status.get("timings") or {})
+    timings[state.value.lower()] = stamp
+    transitions = list(status.get("transitions") or [])
+    transitions.append({"status": state.value, "time": stamp, **({"message": message} if message else {})})
+    for name, value in {"timings": timings, "transitions": transitions, **fields}.items():
+        setattr(status, name, value)
+    run.metadata.updated = stamp
+    ctx.metadata.write(update=[("run", run.to_dict())])
+    return run
+
+
+# -- prepare --------------------------------------------------------------------------------
+def default_action(kind: str) -> str:
+    return TASK_KINDS.get(kind, ("job",))[0]
+
+
+def prepare_run(
+    fn: Executable,
+    action: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
+    values: list[str] | None = None,
+    local_execution: bool = False,
+    labels: list[str] | None = None,
+    ctx: Context | None = None,
+    **task_params: Any,
+) -> Run:
+    """Validate the call, then create (or reuse) the task and create the run (CREATED)."""
+    ctx = ctx or fn.ctx
+    action = action or default_action(fn.kind)
+    if action not in TASK_KINDS.get(fn.kind, ()):
+        raise EntityError(f"action {action!r} is not one of {fn.kind}'s actions: {', '.join(TASK_KINDS.get(fn.kind, ()))}")
+    unknown = sorted(set(task_params) - set(TASK_FIELDS))
+    if unknown:
+        raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
+    task_kind = f"{fn.kind}+{action}"
+    task_spec = validate_spec("task", task_kind, {"function": fn.key, **{k: v for k, v in task_params.items() if v is not None}})
+    input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
+    task = _ensure_task(fn, task_kind, task_spec, ctx)
+    run_spec = {
+        "task": task.key, "function": fn.key, "inputs": input_keys, "parameters": parameters or {},
+        "outputs": outputs, "values": values, "local_execution": local_execution, **task_spec,
+    }
+    relationships = [{"type": "run_of", "dest": fn.key}] + [{"type": "consumes", "dest": k} for k in input_keys.values()]
+    run = Run.build(
+        project=fn.project, name="run", kind=f"{task_kind}:run", spec=run_spec, labels=labels,
+        relationships=relationships, status={"state": State.CREATED.value},
+    )
+    run._ctx = ctx
+    stamp = run.metadata.created
+    run.status.timings = {"created": stamp}  # type: ignore[attr-defined]
+    run.status.transitions = [{"status": "CREATED", "time": stamp}]  # type: ignore[attr-defined]
+    ctx.insert("run", run.to_dict())
+    return run
+
+
+def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
+    key = ref.key if isinstance(ref, Entity) else ref
+    if not is_key(key):
+        raise EntityError(f"input {name!r} must be an entity key (store://...), got {key!r}")
+    parsed = parse_key(key)
+    if parsed.entity_type not in INPUT_TYPES:
+        raise EntityError(f"input {name!r} is a {parsed.entity_type}: inputs must be dataitems, artifacts or models")
+    try:
+        return crud.get_entity(ENTITY_CLASSES[parsed.entity_type], key, ctx=ctx)
+    except EntityNotFoundError:
+        raise EntityNotFoundError(f"input {name!r}: {key} not found") from None
+
+
+def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) -> Task:
+    for existing in ctx.metadata.list(fn.project, "task", function_name=fn.name, kind=kind, limit=50):
+        if existing.get("spec") == spec:
+            return Task.from_dict(existing, ctx)  # type: ignore[return-value]
+    task = Task.build(project=fn.project, name="task", kind=kind, spec=spec)
+    ctx.insert("task", task.to_dict())
+    return task  # type: ignore[return-value]
+
+
+# -- build, RunSpec, launch -------------------------------------------------------------------
+def build_run(run: Run, fn: Executable, ctx: Context, log: Any = print) -> str:
+    """Ready the runtime environment; return the interpreter (BUILT)."""
+    spec = fn.spec
+    envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
+    python = ensure_environment(envs_dir, spec.get("python_version", "PYTHON3_11"), spec.get("requirements"), log=log)
+    set_state(ctx, run, State.BUILT)
+    return python
+
+
+def source_of(fn: Executable) -> dict[str, Any]:
+    spec = fn.spec
+    if spec.get("code"):
+        return {"inline": {"filename": "main.py", "base64": base64.b64encode(spec["code"].encode()).decode()}}
+    if spec.get("base64"):
+        return {"inline": {"filename": "main.py", "base64": spec["base64"]}}
+    src = spec.get("code_src")
+    if not src:
+        raise EntityError(f"function {fn.name!r} has no source: set code, base64 or code_src")
+    if src.startswith(("git+", "zip+", "http://", "https://")):
+        return {"url": src}
+    path = Path(src[len("file://"):] if src.startswith("file://") else src).expanduser()
+    if not path.is_file():
+        raise EntityError(f"code_src {src!r} of function {fn.name!r}: no such file")
+    return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
+
+
+def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
+    """Write the RunSpec to the data store (READY) and return its URL."""
+    inputs = {}
+    for name, key in (run.spec.get("inputs") or {}).items():
+        entity = crud.get_entity_by_key(key, ctx=ctx)
+        inputs[name] = {"type": entity.ENTITY_TYPE, "entity": entity.to_dict()}
+    runtime, _, rest = run.kind.partition("+")
+    spec = RunSpec(
+        run_id=run.id, run_key=run.key, project=run.project, runtime=runtime, action=rest.split(":")[0],
+        function=fn.to_dict(), source=source_of(fn), handler=fn.spec.get("handler"), inputs=inputs,
+        parameters=run.spec.get("parameters") or {}, outputs=run.spec.get("outputs"), values=run.spec.get("values"),
+        data_url=ctx.data_root, result_url=ctx.run_url(run.id, RESULT_FILE),
+    )
+    url = ctx.run_url(run.id, RUNSPEC_FILE)
+    store = ctx.data_store(url)
+    store.delete(spec.result_url)  # a stale result of an earlier attempt must not be read
+    store.write_bytes(url, spec.to_json())
+    set_state(ctx, run, State.READY)
+    return url
+
+
+def log_path(ctx: Context, run: Run) -> Path:
+    local = ctx.data_store().local_path(ctx.run_url(run.id, LOG_FILE))
+    return local if local is not None else Path(tempfile.gettempdir()) / "digitalhub-logs" / f"{run.id}.txt"
+
+
+def start_local(run: Run, python: str, runspec_url: str, ctx: Context, on_line: Any = None) -> LocalProcess:
+    """Start the runner as a local subprocess (RUNNING)."""
+    env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    proc = LocalProcess(python, runspec_url, env, log_path(ctx, run), on_line=on_line)
+    with _active_lock:
+        _active[run.id] = proc
+    set_state(ctx, run, State.RUNNING, pid=proc.pid, host=socket.gethostname())
+    return proc
+
+
+# -- finish ----------------------------------------------------------------------------------
+def finish_run(run: Run, ctx: Context, exit_code: int | None = None, message: str | None = None) -> Run:
+    """Read the RunResult and record the outcome (one transaction): COMPLETED, ERROR or STOPPED."""
+    with _active_lock:
+        _active.pop(run.id, None)
+    _store_logs(run, ctx)
+    stored = Run.from_dict(ctx.metadata.get(run.project, "run", run.id), ctx)
+    if stored.status.state == State.STOPPED.value:
+        run.status = stored.status
+        return run
+    result_url = ctx.run_url(run.id, RESULT_FILE)
+    store = ctx.data_store(result_url)
+    if message is not None or not store.exists(result_url):
+        if message is None:
+            how = f"was killed by signal {-exit_code}" if exit_code is not None and exit_code < 0 else f"exited with code {exit_code}"
+            message = f"the runner {how} before writing a result"
+        return set_state(ctx, run, State.ERROR, message)
+    result = RunResult.from_json(store.read_bytes(result_url))
+    if result.state != "COMPLETED":
+        return set_state(ctx, run, State.ERROR, result.message or "the run failed", traceback=result.traceback)
+    try:
+        creates, output_keys = _registrations(run, result)
+    except DigitalHubError as exc:
+        _delete_written(ctx, result)
+        return set_state(ctx, run, State.ERROR, f"cannot register the run's outputs: {exc}")
+    stamp = now_iso()
+    run.status.state = State.COMPLETED.value
+    run.status.message = None
+    run.status.outputs = output_keys  # type: ignore[attr-defined]
+    run.status.results = result.results  # type: ignore[attr-defined]
+    timings = dict(run.status.get("timings") or {})
+    timings.update({"completed": stamp, "handler_started": result.timings.get("started"), "handler_finished": result.timings.get("finished")})
+    run.status.timings = timings  # type: ignore[attr-defined]
+    run.status.transitions = [*(run.status.get("transitions") or []), {"status": "COMPLETED", "time": stamp}]  # type: ignore[attr-defined]
+    run.metadata.updated = stamp
+    try:
+        ctx.metadata.write(create=creates, update=[("run", run.to_dict())])
+    except DigitalHubError as exc:
+        _delete_written(ctx, result)
+        return set_state(ctx, run, State.ERROR, f"cannot register the run's outputs: {exc}")
+    return run
+
+
+def _registrations(run: Run, result: RunResult) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+    creates: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    output_keys: dict[str, str] = {}
+
+    def register(etype: str, data: dict[str, Any]) -> Entity:
+        cls = ENTITY_CLASSES.get(etype)
+        if cls is None or etype not in INPUT_TYPES:
+            raise EntityError(f"a run cannot produce a {etype}")
+        entity = cls.from_dict(data)
+        entity.spec = validate_spec(etype, entity.kind, entity.spec)
+        if entity.project != run.project:
+            raise EntityError(f"{entity.key} belongs to another project than the run")
+        entity.add_relationship("produced_by", run.key)
+        if entity.id not in seen:
+            seen.add(entity.id)
+            creates.append((etype, entity.to_dict()))
+        return entity
+
+    for item in result.logged:
+        register(item["type"], item["entity"])
+    for name, item in result.outputs.items():
+        if item.get("existing"):
+            output_keys[name] = item["entity"]["key"]
+        else:
+            output_keys[name] = register(item["type"], item["entity"]).key
+    return creates, output_keys
+
+
+def _delete_written(ctx: Context, result: RunResult) -> None:
+    root = ctx.data_root.rstrip("/") + "/"
+    items = [*result.logged, *(o for o in result.outputs.values() if not o.get("existing"))]
+    for item in items:
+        path = item["entity"].get("spec", {}).get("path", "")
+        if path.startswith(root):
+            try:
+                ctx.data_store(path).delete(path)
+            except DigitalHubError:
+                pass
+
+
+def _store_logs(run: Run, ctx: Context) -> None:
+    url = ctx.run_url(run.id, LOG_FILE)
+    store = ctx.data_store(url)
+    local = log_path(ctx, run)
+    if store.local_path(url) is None and local.exists():
+        store.upload(local, url)
+        local.unlink()
+
+
+def read_logs(run: Run) -> str:
+    ctx = run.ctx
+    url = ctx.run_url(run.id, LOG_FILE)
+    store = ctx.data_store(url)
+    if store.exists(url):
+        return store.read_bytes(url).decode("utf-8", errors="replace")
+    local = log_path(ctx, run)
+    return local.read_text(errors="replace") if local.exists() else ""
+
+
+def stop_run(run: Run) -> Run:
+    """Set the run STOPPED and kill its process (if it is on this machine)."""
+    ctx = run.ctx
+    run.refresh()
+    if State(run.state).final:
+        return run
+    set_state(ctx, run, State.STOPPED, "stopped by request")
+    with _active_lock:
+        proc = _active.get(run.id)
+    if proc is not None:
+        proc.kill()
+    elif run.status.get("pid") and run.status.get("host") == socket.gethostname():
+        kill_group(int(run.status.get("pid")))
+    return run
+
+
+# -- the SDK's function.run() -----------------------------------------------------------------
+def run_executable(
+    fn: Executable, action: str | None = None, wait: bool = True, timeout: float | None = None,
+    on_log: Any = None, **kwargs: Any,
+) -> Run:
+    ctx = fn.ctx
+    run = prepare_run(fn, action=action, ctx=ctx, **kwargs)
+    if fn.kind != "python":
+        return set_state(ctx, run, State.ERROR, f"the {fn.kind} runtime is not available in this version")
+    sink = on_log if on_log is not None else _print_line
+    try:
+        python = build_run(run, fn, ctx, log=sink)
+    except DigitalHubError as exc:
+        return set_state(ctx, run, State.ERROR, str(exc))
+    if run.kind.startswith("python+build"):
+        return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
+    if run.kind.split(":")[0] != "python+job":
+        return set_state(ctx, run, State.ERROR, f"action {run.kind.split('+')[1].split(':')[0]!r} is not available in this version")
+    try:
+        url = write_runspec(run, fn, ctx)
+    except DigitalHubError as exc:
+        return set_state(ctx, run, State.ERROR, str(exc))
+    proc = start_local(run, python, url, ctx, on_line=sink)
+
+    def complete() -> Run:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return finish_run(run, ctx, message=f"the run timed out after {timeout} s and was killed")
+        return finish_run(run, ctx, exit_code=code)
+
+    if wait:
+        return complete()
+    threading.Thread(target=complete, name=f"dh-run-{run.id}", daemon=False).start()
+    return run
+
+
+def _print_line(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
