@@ -1,36 +1,55 @@
 """Run ``KubernetesPodOperator`` tasks with ``dag.test()`` against a stand-in API server.
 
-Meant to run in a fresh interpreter (``python dagtest_driver.py SPEC_JSON``) so that Airflow's
-global configuration (``AIRFLOW_HOME``, metadata database) is this process's own: the caller
-sets ``AIRFLOW_HOME`` and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` to a temporary directory in
-the environment. ``SPEC_JSON`` is ``{"kubeconfig": path, "tasks": {task_id: kpo_kwargs}}``;
-the tasks run in one DAG run (``dag.test()`` runs deferred tasks' triggers inline). The final
-state of each task instance is printed as a ``DAGTEST_RESULT {...}`` JSON line.
+Usage: ``python dagtest_driver.py HOME_DIR SPEC_JSON``, in a fresh interpreter, so that Airflow's
+global state is this process's own: before importing Airflow it points ``AIRFLOW_HOME``, the
+dags folder and a SQLite metadata database at ``HOME_DIR``, creates the schema (``initdb``),
+writes a DAG file (``dag.test()`` in Airflow 3.3 only runs DAGs serialized from a bundle) and
+runs one DAG run, in which deferred tasks' triggers run inline.
+
+``SPEC_JSON`` is ``{"kubeconfig": path, "tasks": {task_id: KubernetesPodOperator kwargs}}``.
+The outcome is printed as one ``DAGTEST_RESULT {...}`` JSON line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
+
+DAG_ID = "k8s_standin_dagtest"
+SPEC_ENV = "K8S_STANDIN_DAGTEST_SPEC"
+DAG_FILE = f'''
+import json, os
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk import DAG
+
+spec = json.loads(os.environ["{SPEC_ENV}"])
+with DAG(dag_id="{DAG_ID}", schedule=None, catchup=False) as dag:
+    for task_id, kwargs in spec["tasks"].items():
+        KubernetesPodOperator(task_id=task_id, config_file=spec["kubeconfig"], kubernetes_conn_id=None, **kwargs)
+'''
 
 
-def main(spec: dict[str, object]) -> int:
+def main(home: Path, spec_json: str) -> int:
     t0 = time.monotonic()
+    dags = home / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
+    os.environ.update({
+        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False", SPEC_ENV: spec_json,
+    })
     from airflow.utils.db import initdb
 
     initdb()
     t_db = time.monotonic() - t0
 
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from airflow.sdk import DAG
+    import runpy
 
-    tasks = spec["tasks"]
-    assert isinstance(tasks, dict)
-    with DAG(dag_id="k8s_standin_dagtest", schedule=None, catchup=False) as dag:
-        for task_id, kwargs in tasks.items():
-            KubernetesPodOperator(task_id=task_id, config_file=spec["kubeconfig"], kubernetes_conn_id=None,
-                                  **kwargs)
+    dag = runpy.run_path(str(dags / f"{DAG_ID}.py"))["dag"]
     dr = dag.test()
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     result = {"dag_run": dr.state, "tasks": states, "db_init_s": round(t_db, 2),
@@ -40,4 +59,4 @@ def main(spec: dict[str, object]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(json.loads(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2]))

@@ -494,7 +494,7 @@ class StandinK8s:
             shim.chmod(0o755)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.standin = self
-        threading.Thread(target=self._httpd.serve_forever, name="k8s-standin", daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="k8s-standin", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

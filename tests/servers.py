@@ -1,0 +1,136 @@
+"""Start test servers on free ports, each in its own process group, and stop the whole group.
+
+Used by the fixtures in conftest.py; every server is stopped at the end of the
+session, also when tests fail, so a test run leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # stragglers left in the group after the leader exited
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def process_group(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None,
+                  timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    try:
+        wait_port(port, timeout, proc)
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+@contextmanager
+def moto_server(tmp: Path) -> Iterator[str]:
+    port = free_port()
+    import sys
+
+    with process_group([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, tmp / "moto.log"):
+        yield f"http://127.0.0.1:{port}"
+
+
+def pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+@contextmanager
+def postgres_server(tmp: Path) -> Iterator[str]:
+    """A throw-away PostgreSQL cluster (Debian's binaries) on a free port."""
+    bindir = pg_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    # A folder of its own under /tmp: as root, the server runs as the postgres user,
+    # which cannot enter pytest's private temporary folders.
+    base = Path(tempfile.mkdtemp(prefix="dh-pg-"))
+    data = base / "data"
+    preexec = None
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+
+        def preexec() -> None:  # type: ignore[misc]
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+
+    res = subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "dh", "-A", "trust", "--no-sync"],
+                         capture_output=True, text=True, preexec_fn=preexec)
+    if res.returncode != 0:
+        raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
+    port = free_port()
+    cmd = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base), "-c", "listen_addresses=127.0.0.1",
+           "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    with open(tmp / "postgres.log", "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=preexec)
+    try:
+        wait_port(port, 60, proc)
+        import psycopg2
+
+        for attempt in range(100):
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=port, user="dh", dbname="postgres")
+                break
+            except psycopg2.OperationalError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.2)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE dh")
+        conn.close()
+        yield f"postgresql+psycopg2://dh@127.0.0.1:{port}/dh"
+    finally:
+        stop_group(proc)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""Entities: keys, names, validated specs."""
+
+from __future__ import annotations
+
+import pytest
+
+from digitalhub_provider.entities import Dataitem, Function, Run
+from digitalhub_provider.entities.keys import build_key, parse_key
+from digitalhub_provider.entities.specs import validate_spec
+from digitalhub_provider.errors import EntityError
+
+
+def test_versioned_and_run_keys_round_trip() -> None:
+    fn = Function.build(project="demo", name="fn", kind="python", spec={"python_version": "PYTHON3_11", "code": "x"})
+    assert fn.key == f"store://demo/function/python/fn:{fn.id}"
+    key = parse_key(fn.key)
+    assert (key.project, key.entity_type, key.kind, key.name, key.id) == ("demo", "function", "python", "fn", fn.id)
+    run = Run.build(project="demo", name="run", kind="python+job:run", spec={"task": "t", "function": fn.key})
+    assert run.key == f"store://demo/run/python+job:run/{run.id}"
+    assert parse_key(run.key).id == run.id
+    assert build_key("demo", "dataitem", "table", "d", None) == "store://demo/dataitem/table/d"
+    assert parse_key("store://demo/dataitem/table/d").id is None
+
+
+@pytest.mark.parametrize(
+    "key, words",
+    [
+        ("demo/function/python/fn", "starts with 'store://'"),
+        ("store://demo/function/python", "expected store://project/type/kind/name:id"),
+        ("store://demo/pipeline/python/x", "unknown entity type 'pipeline'"),
+        ("store://Demo_X/function/python/x", "invalid project name"),
+        ("store://demo/function/python/a b", "invalid name"),
+    ],
+)
+def test_malformed_keys_name_the_problem(key: str, words: str) -> None:
+    with pytest.raises(EntityError, match=words.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        parse_key(key)
+
+
+def test_python_spec_has_the_seed_fields_and_checks_them() -> None:
+    spec = validate_spec(
+        "function", "python",
+        {"code_src": "main.py", "handler": "h", "init_function": "init", "python_version": "PYTHON3_13",
+         "lang": "python", "image": "img", "base_image": "base", "requirements": ["numpy"]},
+    )
+    assert spec["python_version"] == "PYTHON3_13" and spec["requirements"] == ["numpy"]
+    with pytest.raises(EntityError, match="field 'python_version': must be one of PYTHON3_9"):
+        validate_spec("function", "python", {"python_version": "PYTHON2_7"})
+    with pytest.raises(EntityError, match="field 'python_version': Field required"):
+        validate_spec("function", "python", {"code": "x"})
+    with pytest.raises(EntityError, match="only one of code_src, code, base64"):
+        validate_spec("function", "python", {"python_version": "PYTHON3_11", "code": "a", "base64": "b"})
+    with pytest.raises(EntityError, match="field 'colour': unknown field"):
+        validate_spec("function", "python", {"python_version": "PYTHON3_11", "colour": "red"})
+    with pytest.raises(EntityError, match="unknown function kind 'java'"):
+        validate_spec("function", "java", {})
+
+
+def test_other_kinds_validate() -> None:
+    assert validate_spec("function", "mlrun", {"source": {"source": "git+https://h/o/r.git#main"}, "handler": "h"})
+    assert validate_spec("workflow", "kfp", {"code": "x", "handler": "p"})["handler"] == "p"
+    assert validate_spec("dataitem", "table", {"path": "s3://b/k", "schema": {"fields": []}})["schema"] == {"fields": []}
+    with pytest.raises(EntityError, match="field 'path': Field required"):
+        validate_spec("dataitem", "table", {})
+    with pytest.raises(EntityError, match="field 'backoff_limit': Value error, must be zero or more"):
+        validate_spec("task", "python+job", {"function": "f", "backoff_limit": -1})
+
+
+def test_metadata_shape() -> None:
+    di = Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"}, labels=["a"], description="desc",
+                        relationships=[{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}])
+    d = di.to_dict()
+    assert set(d) >= {"id", "name", "kind", "project", "key", "metadata", "spec", "status"}
+    meta = d["metadata"]
+    assert meta["version"] == di.id and meta["labels"] == ["a"] and meta["embedded"] is True
+    assert meta["created"] and meta["updated"]
+    assert meta["relationships"] == [{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}]
+    with pytest.raises(ValueError):
+        Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"},
+                       relationships=[{"type": "likes", "dest": "x"}])

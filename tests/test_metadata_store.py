@@ -1,0 +1,106 @@
+"""The SQL metadata store on SQLite and PostgreSQL: versions, listing, pagination, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from digitalhub_provider.errors import EntityNotFoundError, StoreError
+from digitalhub_provider.stores.metadata import open_metadata_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    store = open_metadata_store(url)
+    store.delete_project("p")  # the server is shared by the session
+    return url
+
+
+def _fn(i: int, name: str = "fn", project: str = "p") -> tuple[str, dict]:
+    return "function", {"id": f"id{i}", "project": project, "name": name, "kind": "python", "spec": {"code": str(i)}}
+
+
+def _run(i: int, fn_name: str, state: str = "COMPLETED") -> tuple[str, dict]:
+    return "run", {"id": f"run{i}", "project": "p", "name": f"run{i}", "kind": "python+job:run",
+                   "spec": {"function": f"store://p/function/python/{fn_name}:v1"}, "status": {"state": state}}
+
+
+def test_versions_latest_and_list(store_url: str) -> None:
+    store = open_metadata_store(store_url)
+    store.write(create=[_fn(1), _fn(2), _fn(3, "other"), _fn(4)])
+    assert store.get_latest("p", "function", "fn")["id"] == "id4"
+    assert store.get("p", "function", "id2")["spec"] == {"code": "2"}
+    assert [e["id"] for e in store.list("p", "function")] == ["id4", "id3"]
+    assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id4", "id3", "id2", "id1"]
+    assert [e["id"] for e in store.list("p", "function", name="fn", all_versions=True, limit=2, offset=1)] == ["id2", "id1"]
+    with pytest.raises(EntityNotFoundError):
+        store.get("p", "function", "nope")
+    with pytest.raises(EntityNotFoundError):
+        store.get_latest("p", "function", "nope")
+    assert store.delete("p", "function", name="fn") == 3
+    assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id3"]
+
+
+def test_runs_by_function_and_state_with_pages(store_url: str) -> None:
+    store = open_metadata_store(store_url)
+    store.write(create=[_run(i, "a" if i % 2 else "b", "ERROR" if i % 5 == 0 else "COMPLETED") for i in range(40)])
+    page = store.list("p", "run", function_name="a", limit=5, offset=5)
+    assert [e["id"] for e in page] == [f"run{i}" for i in (29, 27, 25, 23, 21)]
+    assert {e["id"] for e in store.list("p", "run", state="ERROR")} == {f"run{i}" for i in range(0, 40, 5)}
+    assert store.delete("p", "run", function_name="b", function_ids=["v1"]) == 20
+
+
+def test_write_is_all_or_nothing(store_url: str) -> None:
+    store = open_metadata_store(store_url)
+    store.write(create=[_fn(1)])
+    with pytest.raises(Exception):
+        store.write(create=[_fn(2), _fn(1)])  # duplicate id: the whole transaction rolls back
+    assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id1"]
+    with pytest.raises(EntityNotFoundError):
+        store.write(create=[_fn(5)], update=[_fn(99)])
+    assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id1"]
+
+
+def _save_versions(url: str, worker: int, count: int) -> None:
+    os.environ["DIGITALHUB_METADATA_URL"] = url
+    import digitalhub_provider as dh
+
+    for i in range(count):
+        dh.new_function(project="p", name="shared", kind="python", python_version="PYTHON3_11",
+                        code=f"# worker {worker} version {i}", handler="h")
+
+
+def test_processes_saving_versions_at_once_lose_nothing(store_url: str, tmp_path: Path) -> None:
+    workers, count = 4, 15
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=_save_versions, args=(store_url, w, count)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * workers
+    store = open_metadata_store(store_url)
+    versions = store.list("p", "function", name="shared", all_versions=True)
+    assert len(versions) == workers * count
+    assert len({v["id"] for v in versions}) == workers * count
+    assert {v["spec"]["code"] for v in versions} == {f"# worker {w} version {i}" for w in range(workers) for i in range(count)}
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
+
+
+def test_unreachable_or_unknown_store_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot open the metadata store postgresql\\+psycopg2://u:\\*\\*\\*@127.0.0.1:1/x"):
+        open_metadata_store("postgresql+psycopg2://u:secret@127.0.0.1:1/x")
+    with pytest.raises(StoreError, match="unsupported metadata store URL"):
+        open_metadata_store("mongodb://x")
