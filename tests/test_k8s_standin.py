@@ -9,29 +9,34 @@ Operator logs go through structlog to stdout, hence ``capfd``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from kubernetes.client import models as k8s_models
 
 pytest.importorskip("airflow.providers.cncf.kubernetes")
 
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: E402
-from airflow.providers.cncf.kubernetes.secret import Secret  # noqa: E402
-from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred  # noqa: E402
-from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLaunchTimeoutException  # noqa: E402
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.secret import Secret
+from airflow.providers.cncf.kubernetes.utils.pod_manager import (
+    PodLaunchTimeoutException,
+)
+from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+from kubernetes.client import models as k8s_models
 
-from tests.k8s_standin.server import StandinK8s, StandinPod  # noqa: E402
+from tests.k8s_standin.server import StandinK8s, StandinPod
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(120)]
 
@@ -49,9 +54,11 @@ class FakeTI:
         self.xcoms[key] = value
 
 
-def make_context(try_number: int = 1) -> dict[str, Any]:
+def make_context(try_number: int = 1) -> Context:
+    """The minimal context ``execute`` reads (no ``task_state_store``: reattach uses label search)."""
     ti = FakeTI(try_number)
-    return {"ti": ti, "task_instance": ti, "run_id": "manual__2025-01-01", "dag": SimpleNamespace(dag_id=ti.dag_id)}
+    dag = SimpleNamespace(dag_id=ti.dag_id)
+    return cast("Context", {"ti": ti, "task_instance": ti, "run_id": "manual__2025-01-01", "dag": dag})
 
 
 @pytest.fixture
@@ -61,11 +68,18 @@ def k8s() -> Iterator[StandinK8s]:
 
 
 def make_op(k8s: StandinK8s, tmp_path: Path, **kwargs: Any) -> KubernetesPodOperator:
-    defaults: dict[str, Any] = dict(
-        task_id="kpo", image="python:3.11", namespace="default", config_file=k8s.kubeconfig_path(tmp_path),
-        kubernetes_conn_id=None, startup_check_interval_seconds=0.2, poll_interval=0.3,
-    )
+    defaults: dict[str, Any] = {
+        "task_id": "kpo", "image": "python:3.11", "namespace": "default", "kubernetes_conn_id": None,
+        "config_file": k8s.kubeconfig_path(tmp_path), "poll_interval": 0.3,
+        "startup_check_interval_seconds": 0.2,  # sync mode only sleeps on it; the trigger sends it as an int
+    }
     return KubernetesPodOperator(**{**defaults, **kwargs})
+
+
+def first_pod(k8s: StandinK8s, ready: Callable[[StandinPod], bool]) -> StandinPod:
+    """Wait until the first pod the server received satisfies ``ready``; return it."""
+    pod: StandinPod = k8s.wait_for(lambda: k8s.history and ready(k8s.history[0]) and k8s.history[0])
+    return pod
 
 
 def calls(k8s: StandinK8s) -> list[str]:
@@ -87,15 +101,15 @@ def test_success_streams_logs_and_records_manifest(k8s: StandinK8s, tmp_path: Pa
     assert "[base] hello" in out and "[base] xval" in out
     assert k8s.created_count == 1 and not k8s.pods  # on_finish_action=delete_pod
     pod = k8s.history[0]
-    assert ctx["ti"].xcoms == {"pod_name": pod.name, "pod_namespace": "default"}
+    assert cast("FakeTI", ctx["ti"]).xcoms == {"pod_name": pod.name, "pod_namespace": "default"}
     assert (pod.phase, pod.exit_code, pod.logs()) == ("Succeeded", 0, "hello\nxval\n")
     container = pod.manifest["spec"]["containers"][0]
     assert (container["name"], container["image"], container["command"]) == ("base", "python:3.11", HELLO)
     assert container["env"] == [{"name": "X", "value": "xval"}]
     assert pod.manifest["spec"]["restartPolicy"] == "Never"
     labels = pod.manifest["metadata"]["labels"]
-    assert labels["team"] == "dh" and labels["try_number"] == "1" and labels["kubernetes_pod_operator"] == "True"
-    assert labels["dag_id"] == "standin_dag" and labels["task_id"] == "kpo"
+    assert labels["team"] == "dh" and labels["try_number"] == "1" and labels["dag_id"] == "standin_dag"
+    assert labels["task_id"] == "kpo" and labels["kubernetes_pod_operator"] == "True"
     log_reqs = [r for r in k8s.requests if "/log?" in r]
     assert log_reqs and "follow=True" in log_reqs[0] and "timestamps=True" in log_reqs[0]
     seq = calls(k8s)
@@ -119,15 +133,16 @@ def test_env_from_secrets_and_config(k8s: StandinK8s, tmp_path: Path, capfd: Any
     pod = k8s.history[0]
     assert pod.logs() == f"s3cret a b v-ref {pod.name}\n"
     spec = pod.manifest["spec"]["containers"][0]
-    assert {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"key": "password", "name": "db"}}} in spec["env"]
+    secret_ref = {"secretKeyRef": {"key": "password", "name": "db"}}
+    assert {"name": "DB_PASSWORD", "valueFrom": secret_ref} in spec["env"]
     assert spec["envFrom"] == [{"secretRef": {"name": "bulk"}}]
     assert f"[base] s3cret a b v-ref {pod.name}" in capfd.readouterr().out
 
 
 def test_missing_secret_keeps_pod_pending(tmp_path: Path, capfd: Any) -> None:
     with StandinK8s(startup_delay=0.1) as k8s:
-        op = make_op(k8s, tmp_path, cmds=["true"], secrets=[Secret("env", "P", "nope", "k")], startup_timeout_seconds=2,
-                     log_pod_spec_on_failure=False)
+        op = make_op(k8s, tmp_path, cmds=["true"], secrets=[Secret("env", "P", "nope", "k")],
+                     startup_timeout_seconds=2, log_pod_spec_on_failure=False)
         with pytest.raises(AirflowException, match="returned a failure") as err:
             op.execute(make_context())
         assert isinstance(err.value.__context__, PodLaunchTimeoutException)  # re-raised by cleanup()
@@ -155,11 +170,11 @@ def test_failure_raises_and_marks_pod_failed(k8s: StandinK8s, tmp_path: Path, ca
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_on_kill_deletes_pod_and_kills_process_group(k8s: StandinK8s, tmp_path: Path) -> None:
@@ -174,7 +189,7 @@ def test_on_kill_deletes_pod_and_kills_process_group(k8s: StandinK8s, tmp_path: 
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    pod: StandinPod = k8s.wait_for(lambda: k8s.history and "child=" in k8s.history[0].logs() and k8s.history[0])
+    pod = first_pod(k8s, lambda p: "child=" in p.logs())
     child = int(pod.logs().split("child=")[1].split()[0])
     leader = pod.container().proc
     assert leader is not None and _pid_alive(child) and op.pod is not None
@@ -183,7 +198,7 @@ def test_on_kill_deletes_pod_and_kills_process_group(k8s: StandinK8s, tmp_path: 
     worker.join(30)
     assert not worker.is_alive()
     assert not k8s.pods and "DELETE /pods/{name}" in calls(k8s)
-    assert leader.poll() is not None and not _pid_alive(child)
+    assert leader.returncode is not None and not _pid_alive(child)
     assert pod.exit_code == 143 and pod.phase == "Failed"  # SIGTERM'd, as a kubelet reports it
     # execute() then fails on the vanished pod; cleanup() is skipped because the task was killed
     assert errors and "Not Found" in str(errors[0])
@@ -196,7 +211,7 @@ def test_reattach_follows_running_pod(k8s: StandinK8s, tmp_path: Path, capfd: An
     # Attempt 1: the worker builds and creates the pod, then "crashes" (execute stops there).
     first, ctx1 = make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True), make_context(try_number=1)
     first.get_or_create_pod(first.build_pod_request_obj(ctx1), ctx1)
-    pod: StandinPod = k8s.wait_for(lambda: k8s.history and "started" in k8s.history[0].logs() and k8s.history[0])
+    pod = first_pod(k8s, lambda p: "started" in p.logs())
     k8s.requests.clear()
 
     second = make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True)
@@ -230,8 +245,10 @@ def test_no_reattach_creates_new_pod_and_retires_old(k8s: StandinK8s, tmp_path: 
 def test_deferrable_trigger_and_reentry(tmp_path: Path, capfd: Any, code: int, status: str) -> None:
     """What the triggerer and the resumed task do, driven by hand: defer, run trigger, re-enter."""
     with StandinK8s(startup_delay=1.5) as k8s:  # Pending long enough for the events watch to start
-        kwargs: dict[str, Any] = dict(cmds=["sh", "-c", f"echo deferred-run; sleep 1; exit {code}"], deferrable=True,
-                                      startup_check_interval_seconds=0.5, log_pod_spec_on_failure=False)
+        kwargs: dict[str, Any] = {
+            "cmds": ["sh", "-c", f"echo deferred-run; sleep 1; exit {code}"], "deferrable": True,
+            "startup_check_interval_seconds": 1, "log_pod_spec_on_failure": False,
+        }
         ctx = make_context()
         with pytest.raises(TaskDeferred) as deferred:
             make_op(k8s, tmp_path, **kwargs).execute(ctx)
@@ -247,8 +264,10 @@ def test_deferrable_trigger_and_reentry(tmp_path: Path, capfd: Any, code: int, s
 
         resumed = make_op(k8s, tmp_path, **kwargs)  # a fresh task object resumes
         if code:
-            with pytest.raises(AirflowException, match="Container state failed"):
+            with pytest.raises(AirflowException, match="returned a failure") as err:
                 resumed.trigger_reentry(ctx, event.payload)
+            # the trigger's message depends on whether the container ended before or after it started polling
+            assert re.search("Container state failed|pod failed", str(err.value.__context__))
         else:
             resumed.trigger_reentry(ctx, event.payload)
         assert "[base] logs: deferred-run" in capfd.readouterr().out
@@ -257,15 +276,39 @@ def test_deferrable_trigger_and_reentry(tmp_path: Path, capfd: Any, code: int, s
         assert "GET /events?watch" in calls(k8s)  # AsyncKubernetesHook.watch_pod_events
 
 
+def test_deferred_trigger_on_kill_deletes_pod(k8s: StandinK8s, tmp_path: Path) -> None:
+    """A user kill while deferred: the triggerer cancels the trigger, then (Airflow 3.3+) awaits on_kill."""
+    op = make_op(k8s, tmp_path, cmds=["sleep", "300"], deferrable=True, startup_check_interval_seconds=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(make_context())
+    trigger = deferred.value.trigger
+
+    async def run_then_kill() -> None:
+        task = asyncio.create_task(anext(trigger.run()))
+        await asyncio.to_thread(first_pod, k8s, lambda p: p.phase == "Running")
+        await asyncio.sleep(0.5)  # the trigger is now polling the running pod
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await trigger.on_kill()
+
+    asyncio.run(run_then_kill())
+    pod = k8s.history[0]
+    k8s.wait_for(lambda: not k8s.pods)
+    proc = pod.container().proc
+    assert proc is not None and proc.returncode is not None and pod.exit_code == 143
+    assert calls(k8s)[-1] == "DELETE /pods/{name}"
+
+
 def test_close_kills_pods_left_running(tmp_path: Path) -> None:
     with StandinK8s(startup_delay=0) as k8s:
         op = make_op(k8s, tmp_path, cmds=["sleep", "300"])
         ctx = make_context()
         op.get_or_create_pod(op.build_pod_request_obj(ctx), ctx)
-        pod: StandinPod = k8s.wait_for(lambda: k8s.history and k8s.history[0].container().proc and k8s.history[0])
+        pod = first_pod(k8s, lambda p: p.container().proc is not None)
         proc = pod.container().proc
-        assert proc is not None and proc.poll() is None
-    assert proc.poll() is not None
+        assert proc is not None and _pid_alive(proc.pid)
+    assert proc.returncode is not None and not _pid_alive(proc.pid)
 
 
 def test_dag_test_sync_and_deferrable(tmp_path: Path) -> None:
@@ -273,13 +316,13 @@ def test_dag_test_sync_and_deferrable(tmp_path: Path) -> None:
     driver = Path(__file__).parent / "k8s_standin" / "dagtest_driver.py"
     with StandinK8s() as k8s:
         common = {"image": "python:3.11", "namespace": "default", "poll_interval": 0.5,
-                  "startup_check_interval_seconds": 0.5}
+                  "startup_check_interval_seconds": 1}
         spec = {"kubeconfig": k8s.kubeconfig_path(tmp_path), "tasks": {
             "sync_task": {**common, "cmds": ["python", "-c", "print('sync-ran')"]},
             "deferred_task": {**common, "deferrable": True, "cmds": ["python", "-c", "print('deferred-ran')"]},
         }}
         proc = subprocess.run([sys.executable, str(driver), str(tmp_path / "home"), json.dumps(spec)],
-                              capture_output=True, text=True, timeout=110)
+                              check=False, capture_output=True, text=True, timeout=110)
         result_line = [line for line in proc.stdout.splitlines() if line.startswith("DAGTEST_RESULT ")]
         assert proc.returncode == 0 and result_line, proc.stdout[-3000:] + proc.stderr[-3000:]
         result = json.loads(result_line[0].split(" ", 1)[1])

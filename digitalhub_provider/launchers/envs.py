@@ -46,13 +46,20 @@ def find_interpreter(python_version: str) -> str:
     if sys.version_info[:2] == wanted:
         return sys.executable
     name = f"python{wanted[0]}.{wanted[1]}"
-    found = shutil.which(name)
-    if found:
-        probe = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2] == %r)" % (wanted,)],
+    for candidate in _candidates(name, wanted):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == %r)" % (wanted,)],
                                capture_output=True, text=True, timeout=60)
         if probe.returncode == 0 and probe.stdout.strip() == "True":
-            return found
+            return candidate
     raise BackendError(f"{python_version} is not available on this machine: no working {name} on PATH")
+
+
+def _candidates(name: str, wanted: tuple[int, int]) -> list[str]:
+    """``pythonX.Y`` on PATH, then pyenv's installed versions (whose shims may not be active)."""
+    found = [shutil.which(name)]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found += [str(p) for p in sorted(pyenv_root.glob(f"versions/{wanted[0]}.{wanted[1]}.*/bin/{name}"), reverse=True)]
+    return [f for f in found if f and "/shims/" not in f] + [f for f in found if f and "/shims/" in f]
 
 
 @lru_cache(maxsize=1)

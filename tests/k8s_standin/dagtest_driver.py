@@ -28,7 +28,9 @@ from airflow.sdk import DAG
 spec = json.loads(os.environ["{SPEC_ENV}"])
 with DAG(dag_id="{DAG_ID}", schedule=None, catchup=False) as dag:
     for task_id, kwargs in spec["tasks"].items():
-        KubernetesPodOperator(task_id=task_id, config_file=spec["kubeconfig"], kubernetes_conn_id=None, **kwargs)
+        KubernetesPodOperator(
+            task_id=task_id, config_file=spec["kubeconfig"], kubernetes_conn_id=None, **kwargs
+        )
 '''
 
 
@@ -39,8 +41,8 @@ def main(home: Path, spec_json: str) -> int:
     (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
     os.environ.update({
         "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False", SPEC_ENV: spec_json,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db", SPEC_ENV: spec_json,
     })
     from airflow.utils.db import initdb
 

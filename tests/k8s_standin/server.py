@@ -38,6 +38,7 @@ restarts (``restartPolicy`` behaves as ``Never``), images (recorded, never pulle
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -169,13 +170,14 @@ def _json_patch(doc: JSON, ops: list[JSON]) -> JSON:
 class ApiError(Exception):
     """An API failure, rendered as a ``kind: Status`` object."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: JSON | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> JSON:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason, "code": self.code}
+                "message": self.message, "reason": self.reason, "code": self.code,
+                "details": self.details or {}}
 
 
 @dataclass
@@ -188,6 +190,7 @@ class ContainerRun:
     proc: subprocess.Popen[bytes] | None = None
     state: JSON = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     container_id: str = ""
+    reap_lock: threading.Lock = field(default_factory=threading.Lock)  # see StandinK8s._killpg
 
     @property
     def name(self) -> str:
@@ -206,8 +209,9 @@ class ContainerRun:
 
     def status(self) -> JSON:
         image = str(self.spec.get("image", ""))
-        return {"name": self.name, "image": image, "imageID": f"standin://{image}" if self.container_id else "",
-                "containerID": self.container_id, "ready": "running" in self.state and not self.init,
+        return {"name": self.name, "image": image, "containerID": self.container_id,
+                "imageID": f"standin://{image}" if self.container_id else "",
+                "ready": "running" in self.state and not self.init,
                 "started": "running" in self.state, "restartCount": 0, "state": copy.deepcopy(self.state),
                 "lastState": {}}
 
@@ -248,7 +252,8 @@ class StandinPod:
         return self.container(container).log_text()
 
     def running_procs(self) -> list[subprocess.Popen[bytes]]:
-        return [c.proc for c in self.containers if c.proc is not None and c.proc.poll() is None]
+        """Processes not yet reaped (only the container's own waiter thread reaps)."""
+        return [c.proc for c in self.containers if c.proc is not None and c.proc.returncode is None]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -277,7 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
                     if result is not None:
                         self._send_json(200 if self.command != "POST" else 201, result)
                     return
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({self.command} {url.path})")
+            if any(re.fullmatch(pattern, url.path) for _, pattern, _ in _ROUTES):
+                raise ApiError(405, "MethodNotAllowed", f"{self.command} is not supported on {url.path}")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         except ApiError as e:
             self._send_json(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -369,7 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "BadRequest", f"container {cname} is not valid for pod {name}")
             run = pod.container(cname)
             if _flag(q, "previous"):
-                raise ApiError(400, "BadRequest", f'previous terminated container "{cname}" in pod "{name}" not found')
+                raise ApiError(400, "BadRequest",
+                               f'previous terminated container "{cname}" in pod "{name}" not found')
             if "waiting" in run.state and run.proc is None:
                 raise ApiError(400, "BadRequest", f'container "{cname}" in pod "{name}" is waiting to start: '
                                f"{run.state['waiting'].get('reason')}")
@@ -377,14 +385,16 @@ class _Handler(BaseHTTPRequestHandler):
         if q.get("sinceSeconds"):
             since = time.time_ns() - int(q["sinceSeconds"]) * 1_000_000_000
         elif q.get("sinceTime"):
-            since = int(datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", q["sinceTime"])).timestamp() * 1e9)
+            when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", q["sinceTime"]))
+            since = int(when.timestamp() * 1e9)
         stamps = _flag(q, "timestamps")
 
         def render(lines: list[tuple[int, bytes]]) -> bytes:
             sel = [(ts, line) for ts, line in lines if since is None or ts >= since]
             if q.get("tailLines"):
                 sel = sel[len(sel) - int(q["tailLines"]):] if int(q["tailLines"]) else []
-            return b"".join((rfc3339(ts, nano=True).encode() + b" " if stamps else b"") + ln for ts, ln in sel)
+            prefix = (lambda ts: rfc3339(ts, nano=True).encode() + b" ") if stamps else (lambda ts: b"")
+            return b"".join(prefix(ts) + line for ts, line in sel)
 
         if not _flag(q, "follow"):
             with k8s.cond:
@@ -409,15 +419,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream("text/plain", follow)
 
     def list_events(self, k8s: StandinK8s, q: JSON, body: Any, ns: str | None = None) -> JSON | None:
+        fields = q.get("fieldSelector", "")
+
         def matching(after: int) -> list[JSON]:
             return [copy.deepcopy(e) for e in k8s.events if int(e["metadata"]["resourceVersion"]) > after
-                    and ns in (None, e["metadata"]["namespace"]) and match_fields(e, q.get("fieldSelector", ""))]
+                    and ns in (None, e["metadata"]["namespace"]) and match_fields(e, fields)]
 
         if not _flag(q, "watch"):
             with k8s.cond:
                 return {"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": str(k8s.rv)},
                         "items": matching(0)}
-        deadline = time.monotonic() + min(float(q.get("timeoutSeconds") or 1800), 1800)
+        deadline = time.monotonic() + min(int(q.get("timeoutSeconds") or 1800), 1800)
 
         def watch(write: Callable[[bytes], None]) -> None:
             last = int(q.get("resourceVersion") or 0)
@@ -467,7 +479,8 @@ class StandinK8s:
     """
 
     def __init__(self, *, startup_delay: float = 0.3, token: str | None = "standin-token",
-                 executables: Mapping[str, str] | None = None, base_env: Mapping[str, str] | None = None) -> None:
+                 executables: Mapping[str, str] | None = None,
+                 base_env: Mapping[str, str] | None = None) -> None:
         self.startup_delay, self.token = startup_delay, token
         self.executables = dict(executables or {"python": sys.executable, "python3": sys.executable})
         self.base_env = dict(base_env or {})
@@ -494,7 +507,7 @@ class StandinK8s:
             shim.chmod(0o755)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.standin = self
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="k8s-standin", daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -566,7 +579,7 @@ class StandinK8s:
     def get_pod(self, ns: str, name: str) -> StandinPod:
         pod = self.pods.get((ns, name))
         if pod is None:
-            raise ApiError(404, "NotFound", f'pods "{name}" not found')
+            raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
         return pod
 
     def _bump(self, obj: JSON | None = None) -> None:
@@ -584,7 +597,8 @@ class StandinK8s:
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
         name = md.get("name") or ""
-        errors = [] if re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name) else ["metadata.name: Invalid value"]
+        valid_name = re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name)
+        errors = [] if valid_name else [f'metadata.name: Invalid value: "{name}"']
         if not spec.get("containers"):
             errors.append("spec.containers: Required value")
         for i, c in enumerate((spec.get("initContainers") or []) + (spec.get("containers") or [])):
@@ -625,10 +639,11 @@ class StandinK8s:
             elif ctype == "application/json-patch+json":
                 new = _json_patch(pod.obj, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}")
+                raise ApiError(415, "UnsupportedMediaType",
+                               f"the body of the request was in an unknown format: {ctype}")
             if new.get("spec") != pod.obj["spec"]:
-                raise ApiError(422, "Invalid", f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not '
-                               "change fields other than metadata (stand-in)")
+                raise ApiError(422, "Invalid", f'Pod "{name}" is invalid: spec: Forbidden: pod updates '
+                               "may not change fields other than metadata (stand-in)")
             for key in ("uid", "name", "namespace", "creationTimestamp", "deletionTimestamp"):
                 if key in pod.obj["metadata"]:
                     new["metadata"][key] = pod.obj["metadata"][key]
@@ -648,7 +663,7 @@ class StandinK8s:
                                            deletionGracePeriodSeconds=grace)
                 self._bump(pod.obj)
                 for run in pod.containers:
-                    if run.proc is not None and run.proc.poll() is None:
+                    if run.proc is not None and run.proc.returncode is None:
                         self._event(pod, "Killing", f"Stopping container {run.name}", run.name)
                         self._killpg(run, signal.SIGTERM if grace > 0 else signal.SIGKILL)
                 threading.Thread(target=self._finish_delete, args=(pod, grace), daemon=True).start()
@@ -668,12 +683,18 @@ class StandinK8s:
             self._bump()
 
     @staticmethod
-    def _killpg(run: ContainerRun, sig: signal.Signals) -> None:
-        if run.proc is not None:
-            try:
-                os.killpg(run.proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+    def _killpg(run: ContainerRun, sig: signal.Signals, *, locked: bool = False) -> None:
+        """Signal the container's process group, only while its leader is unreaped.
+
+        The leader's pid is the group id; until the leader is reaped that number cannot be
+        reused, so this never signals a stranger's process group.
+        """
+        if run.proc is None:
+            return
+        with contextlib.nullcontext() if locked else run.reap_lock:
+            if run.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(run.proc.pid, sig)
 
     def _event(self, pod: StandinPod, reason: str, message: str, container: str | None = None,
                type_: str = "Normal") -> None:
@@ -747,9 +768,10 @@ class StandinK8s:
                     return False
                 try:
                     env = self._container_env(pod, run.spec)
-                    argv = [_expand(a, env) for a in [*(run.spec.get("command") or []), *(run.spec.get("args") or [])]]
+                    argv = [*(run.spec.get("command") or []), *(run.spec.get("args") or [])]
+                    argv = [_expand(a, env) for a in argv]
                     if not argv:
-                        raise ApiError(0, "CreateContainerError", "no command specified (the stand-in has no images)")
+                        raise ApiError(0, "CreateContainerError", "no command specified")
                 except ApiError as e:
                     if run.state.get("waiting", {}).get("reason") != e.reason:
                         run.state = {"waiting": {"reason": e.reason, "message": e.message}}
@@ -757,7 +779,8 @@ class StandinK8s:
                         self._set_status(pod)
                     self.cond.wait(0.5)
                     continue
-                self._event(pod, "Pulled", f'Container image "{run.spec["image"]}" already present on machine', run.name)
+                pulled = f'Container image "{run.spec["image"]}" already present on machine'
+                self._event(pod, "Pulled", pulled, run.name)
                 self._event(pod, "Created", f"Created container {run.name}", run.name)
                 cwd = pod.workdir / str(run.spec.get("workingDir") or "").lstrip("/")
                 cwd.mkdir(parents=True, exist_ok=True)
@@ -766,8 +789,8 @@ class StandinK8s:
                                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
                 except OSError as e:
-                    run.state = {"terminated": {"exitCode": 128, "reason": "StartError", "startedAt": rfc3339(),
-                                                "finishedAt": rfc3339(), "message": f"failed to start: {e}"}}
+                    run.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": f"{e}",
+                                                "startedAt": rfc3339(), "finishedAt": rfc3339()}}
                     self._event(pod, "Failed", f"Error: {e}", run.name, "Warning")
                     self._set_status(pod, **({"phase": "Running"} if not run.init else {}))
                     return True
@@ -790,8 +813,11 @@ class StandinK8s:
 
     def _await_exit(self, pod: StandinPod, run: ContainerRun, reader: threading.Thread) -> None:
         assert run.proc is not None
-        code = run.proc.wait()
-        self._killpg(run, signal.SIGKILL)  # pid 1 of the container exited: the rest goes too
+        with contextlib.suppress(ChildProcessError):  # wait for the exit, but leave the zombie
+            os.waitid(os.P_PID, run.proc.pid, os.WEXITED | os.WNOWAIT)
+        with run.reap_lock:
+            self._killpg(run, signal.SIGKILL, locked=True)  # pid 1 of the container exited: the rest goes too
+            code = run.proc.wait()
         reader.join(timeout=10)
         exit_code = code if code >= 0 else 128 - code
         term: JSON = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
@@ -808,11 +834,12 @@ class StandinK8s:
             self._set_status(pod)
 
     def _container_env(self, pod: StandinPod, spec: JSON) -> dict[str, str]:
-        env = {"PATH": f"{self._root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(pod.workdir),
-               "HOSTNAME": pod.name, "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        env = {"PATH": f"{self._root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+               "HOME": str(pod.workdir), "HOSTNAME": pod.name, "KUBERNETES_SERVICE_HOST": "127.0.0.1",
                "KUBERNETES_SERVICE_PORT": self.url.rsplit(":", 1)[1], **self.base_env}
         for src in spec.get("envFrom") or []:
-            kind, ref = ("secret", src["secretRef"]) if "secretRef" in src else ("configmap", src["configMapRef"])
+            kind = "secret" if "secretRef" in src else "configmap"
+            ref = src["secretRef"] if kind == "secret" else src["configMapRef"]
             data = self._lookup(pod, kind, ref["name"], None, ref.get("optional", False))
             env.update({src.get("prefix", "") + k: v for k, v in (data or {}).items()})
         for var in spec.get("env") or []:
@@ -827,7 +854,8 @@ class StandinK8s:
                 for part in ["metadata", m[1], m[2]] if m else path.split("."):
                     value = value.get(part) if isinstance(value, dict) else None
             else:
-                kind, ref = ("secret", vf["secretKeyRef"]) if "secretKeyRef" in vf else ("configmap", vf["configMapKeyRef"])
+                kind = "secret" if "secretKeyRef" in vf else "configmap"
+                ref = vf["secretKeyRef"] if kind == "secret" else vf["configMapKeyRef"]
                 value = self._lookup(pod, kind, ref["name"], ref["key"], ref.get("optional", False))
             if value is not None:
                 env[var["name"]] = str(value)
@@ -840,8 +868,11 @@ class StandinK8s:
             return data if key is None else data[key]
         if optional:
             return None
-        what = f'{kind} "{name}" not found' if data is None else f'couldn\'t find key {key} in {kind.title()} {pod.namespace}/{name}'
-        raise ApiError(0, "CreateContainerConfigError", what)
+        if data is None:
+            raise ApiError(0, "CreateContainerConfigError", f'{kind} "{name}" not found')
+        title = "Secret" if kind == "secret" else "ConfigMap"
+        message = f"couldn't find key {key} in {title} {pod.namespace}/{name}"
+        raise ApiError(0, "CreateContainerConfigError", message)
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:

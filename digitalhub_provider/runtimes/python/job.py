@@ -128,7 +128,7 @@ def map_outputs(
     if returned is None and not names:
         return {}, {}
     if names:
-        values = list(returned) if isinstance(returned, tuple) and len(names) > 1 else [returned]
+        values = list(returned) if isinstance(returned, tuple) else [returned]
         if len(values) > len(names):
             raise RunError(f"handler returned {len(values)} values but declares {len(names)} output names {names}")
         if len(values) < len(names):
