@@ -6,6 +6,7 @@ from typing import Any
 
 
 def get_provider_info() -> dict[str, Any]:
+    from digitalhub_provider.hooks.fields import CONN_FIELDS, UI_FIELD_BEHAVIOUR
     from digitalhub_provider.version import __version__
 
     return {
@@ -16,12 +17,13 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [
             {
                 "hook-class-name": "digitalhub_provider.hooks.digitalhub.DigitalHubHook",
+                "hook-name": "DigitalHub",
                 "connection-type": "digitalhub",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
         "extra-links": ["digitalhub_provider.links.run.DigitalHubRunLink"],
-        "operators": [
-            {"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.operators.python"]}
-        ],
+        "operators": [{"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.operators.python"]}],
         "hooks": [{"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.hooks.digitalhub"]}],
     }

@@ -23,7 +23,10 @@ def dh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("DIGITALHUB_HOME", str(home))
     for var in ("DIGITALHUB_METADATA_URL", "DIGITALHUB_DATA_URL", "DIGITALHUB_S3_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DIGITALHUB_ENVS_DIR", os.environ.get("DIGITALHUB_TEST_ENVS_DIR", str(Path(tempfile.gettempdir()) / "dh-test-envs")))
+    monkeypatch.setenv(
+        "DIGITALHUB_ENVS_DIR",
+        os.environ.get("DIGITALHUB_TEST_ENVS_DIR", str(Path(tempfile.gettempdir()) / "dh-test-envs")),
+    )
     reset_context()
     yield home
     reset_context()
@@ -51,8 +54,13 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     from digitalhub_provider.sdk.context import reset_context
 
     bucket = f"dh-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=bucket)
     monkeypatch.setenv("DIGITALHUB_DATA_URL", f"s3://{bucket}/data")
     monkeypatch.setenv("DIGITALHUB_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("DIGITALHUB_S3_ACCESS_KEY_ID", "testing")

@@ -54,11 +54,13 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 @contextmanager
-def process_group(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None,
-                  timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
+def process_group(
+    cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     try:
         wait_port(port, timeout, proc)
         yield proc
@@ -71,7 +73,9 @@ def moto_server(tmp: Path) -> Iterator[str]:
     port = free_port()
     import sys
 
-    with process_group([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, tmp / "moto.log"):
+    with process_group(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, tmp / "moto.log"
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -104,16 +108,41 @@ def postgres_server(tmp: Path) -> Iterator[str]:
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
 
-    res = subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "dh", "-A", "trust", "--no-sync"],
-                         capture_output=True, text=True, preexec_fn=preexec)
+    res = subprocess.run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "dh", "-A", "trust", "--no-sync"],
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
     port = free_port()
-    cmd = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base), "-c", "listen_addresses=127.0.0.1",
-           "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    cmd = [
+        str(bindir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-k",
+        str(base),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+    ]
     with open(tmp / "postgres.log", "ab") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=preexec)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
     try:
         wait_port(port, 60, proc)
         import psycopg2

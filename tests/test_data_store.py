@@ -21,7 +21,7 @@ from digitalhub_provider.stores.data.s3 import S3DataStore
 def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "www"
     root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
@@ -86,8 +86,13 @@ def test_s3_large_file_goes_multipart_and_streams(s3_env: str, tmp_path: Path) -
 def test_s3_endpoint_that_does_not_answer(tmp_path: Path) -> None:
     from tests.servers import free_port
 
-    settings = Settings(metadata_url="sqlite://", data_url="s3://b/x", s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-                        s3_access_key_id="k", s3_secret_access_key="s")
+    settings = Settings(
+        metadata_url="sqlite://",
+        data_url="s3://b/x",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        s3_access_key_id="k",
+        s3_secret_access_key="s",
+    )
     store = S3DataStore(settings)
     with pytest.raises(StoreError, match="does not answer"):
         store.write_bytes("s3://b/x/f", b"1")
@@ -110,7 +115,7 @@ def test_http_dataitem_is_a_read_only_source(http_dir: tuple[str, Path]) -> None
 
 
 def test_log_material_bad_input_writes_nothing(tmp_path: Path, dh_home: Path) -> None:
-    with pytest.raises(EntityError, match="source file .* does not exist"):
+    with pytest.raises(EntityError, match=r"source file .* does not exist"):
         dh.log_artifact(project="demo", name="a", source=str(tmp_path / "missing"))
     with pytest.raises(EntityError, match="exactly one of data"):
         dh.log_dataitem(project="demo", name="d")

@@ -39,9 +39,18 @@ def test_malformed_keys_name_the_problem(key: str, words: str) -> None:
 
 def test_python_spec_has_the_seed_fields_and_checks_them() -> None:
     spec = validate_spec(
-        "function", "python",
-        {"code_src": "main.py", "handler": "h", "init_function": "init", "python_version": "PYTHON3_13",
-         "lang": "python", "image": "img", "base_image": "base", "requirements": ["numpy"]},
+        "function",
+        "python",
+        {
+            "code_src": "main.py",
+            "handler": "h",
+            "init_function": "init",
+            "python_version": "PYTHON3_13",
+            "lang": "python",
+            "image": "img",
+            "base_image": "base",
+            "requirements": ["numpy"],
+        },
     )
     assert spec["python_version"] == "PYTHON3_13" and spec["requirements"] == ["numpy"]
     with pytest.raises(EntityError, match="field 'python_version': must be one of PYTHON3_9"):
@@ -59,7 +68,9 @@ def test_python_spec_has_the_seed_fields_and_checks_them() -> None:
 def test_other_kinds_validate() -> None:
     assert validate_spec("function", "mlrun", {"source": {"source": "git+https://h/o/r.git#main"}, "handler": "h"})
     assert validate_spec("workflow", "kfp", {"code": "x", "handler": "p"})["handler"] == "p"
-    assert validate_spec("dataitem", "table", {"path": "s3://b/k", "schema": {"fields": []}})["schema"] == {"fields": []}
+    assert validate_spec("dataitem", "table", {"path": "s3://b/k", "schema": {"fields": []}})["schema"] == {
+        "fields": []
+    }
     with pytest.raises(EntityError, match="field 'path': Field required"):
         validate_spec("dataitem", "table", {})
     with pytest.raises(EntityError, match="field 'backoff_limit': Value error, must be zero or more"):
@@ -67,8 +78,15 @@ def test_other_kinds_validate() -> None:
 
 
 def test_metadata_shape() -> None:
-    di = Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"}, labels=["a"], description="desc",
-                        relationships=[{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}])
+    di = Dataitem.build(
+        project="demo",
+        name="d",
+        kind="table",
+        spec={"path": "/x"},
+        labels=["a"],
+        description="desc",
+        relationships=[{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}],
+    )
     d = di.to_dict()
     assert set(d) >= {"id", "name", "kind", "project", "key", "metadata", "spec", "status"}
     meta = d["metadata"]
@@ -76,5 +94,6 @@ def test_metadata_shape() -> None:
     assert meta["created"] and meta["updated"]
     assert meta["relationships"] == [{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}]
     with pytest.raises(ValueError):
-        Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"},
-                       relationships=[{"type": "likes", "dest": "x"}])
+        Dataitem.build(
+            project="demo", name="d", kind="table", spec={"path": "/x"}, relationships=[{"type": "likes", "dest": "x"}]
+        )

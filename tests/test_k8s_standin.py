@@ -69,8 +69,12 @@ def k8s() -> Iterator[StandinK8s]:
 
 def make_op(k8s: StandinK8s, tmp_path: Path, **kwargs: Any) -> KubernetesPodOperator:
     defaults: dict[str, Any] = {
-        "task_id": "kpo", "image": "python:3.11", "namespace": "default", "kubernetes_conn_id": None,
-        "config_file": k8s.kubeconfig_path(tmp_path), "poll_interval": 0.3,
+        "task_id": "kpo",
+        "image": "python:3.11",
+        "namespace": "default",
+        "kubernetes_conn_id": None,
+        "config_file": k8s.kubeconfig_path(tmp_path),
+        "poll_interval": 0.3,
         "startup_check_interval_seconds": 0.2,  # sync mode only sleeps on it; the trigger sends it as an int
     }
     return KubernetesPodOperator(**{**defaults, **kwargs})
@@ -122,11 +126,18 @@ def test_env_from_secrets_and_config(k8s: StandinK8s, tmp_path: Path, capfd: Any
     k8s.add_secret("default", "bulk", {"BULK_A": "a", "BULK_B": "b"})
     script = "import os; print(*(os.environ[k] for k in ('DB_PASSWORD', 'BULK_A', 'BULK_B', 'REF', 'POD')))"
     op = make_op(
-        k8s, tmp_path, cmds=["python", "-c", script], env_vars={"BASE": "v", "REF": "$(BASE)-ref"},
+        k8s,
+        tmp_path,
+        cmds=["python", "-c", script],
+        env_vars={"BASE": "v", "REF": "$(BASE)-ref"},
         secrets=[Secret("env", "DB_PASSWORD", "db", "password"), Secret("env", None, "bulk")],
         pod_runtime_info_envs=[
-            k8s_models.V1EnvVar(name="POD", value_from=k8s_models.V1EnvVarSource(
-                field_ref=k8s_models.V1ObjectFieldSelector(field_path="metadata.name")))
+            k8s_models.V1EnvVar(
+                name="POD",
+                value_from=k8s_models.V1EnvVarSource(
+                    field_ref=k8s_models.V1ObjectFieldSelector(field_path="metadata.name")
+                ),
+            )
         ],
     )
     op.execute(make_context())
@@ -141,8 +152,14 @@ def test_env_from_secrets_and_config(k8s: StandinK8s, tmp_path: Path, capfd: Any
 
 def test_missing_secret_keeps_pod_pending(tmp_path: Path, capfd: Any) -> None:
     with StandinK8s(startup_delay=0.1) as k8s:
-        op = make_op(k8s, tmp_path, cmds=["true"], secrets=[Secret("env", "P", "nope", "k")],
-                     startup_timeout_seconds=2, log_pod_spec_on_failure=False)
+        op = make_op(
+            k8s,
+            tmp_path,
+            cmds=["true"],
+            secrets=[Secret("env", "P", "nope", "k")],
+            startup_timeout_seconds=2,
+            log_pod_spec_on_failure=False,
+        )
         with pytest.raises(AirflowException, match="returned a failure") as err:
             op.execute(make_context())
         assert isinstance(err.value.__context__, PodLaunchTimeoutException)  # re-raised by cleanup()
@@ -154,8 +171,11 @@ def test_missing_secret_keeps_pod_pending(tmp_path: Path, capfd: Any) -> None:
 
 def test_failure_raises_and_marks_pod_failed(k8s: StandinK8s, tmp_path: Path, capfd: Any) -> None:
     op = make_op(
-        k8s, tmp_path, cmds=["python", "-c", "print('about to fail'); raise SystemExit(3)"],
-        termination_message_policy="FallbackToLogsOnError", log_pod_spec_on_failure=False,
+        k8s,
+        tmp_path,
+        cmds=["python", "-c", "print('about to fail'); raise SystemExit(3)"],
+        termination_message_policy="FallbackToLogsOnError",
+        log_pod_spec_on_failure=False,
     )
     with pytest.raises(AirflowException, match="returned a failure") as err:
         op.execute(make_context())
@@ -184,7 +204,7 @@ def test_on_kill_deletes_pod_and_kills_process_group(k8s: StandinK8s, tmp_path: 
     def run() -> None:
         try:
             op.execute(make_context())
-        except BaseException as e:  # noqa: BLE001 - reported to the test thread
+        except BaseException as e:
             errors.append(e)
 
     worker = threading.Thread(target=run, daemon=True)
@@ -205,20 +225,35 @@ def test_on_kill_deletes_pod_and_kills_process_group(k8s: StandinK8s, tmp_path: 
     assert calls(k8s).count("DELETE /pods/{name}") == 1
 
 
+class FakeStateStore(dict[str, Any]):
+    """Airflow 3.3's ``task_state_store`` as KPO uses it (``get``/``set``), kept across attempts."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
 @pytest.mark.filterwarnings("ignore::airflow.exceptions.AirflowProviderDeprecationWarning")
-def test_reattach_follows_running_pod(k8s: StandinK8s, tmp_path: Path, capfd: Any) -> None:
-    cmds = ["sh", "-c", "echo started; sleep 1.5; echo finished"]
+@pytest.mark.parametrize("state_store", [False, True], ids=["label-search", "task-state-store"])
+def test_reattach_follows_running_pod(k8s: StandinK8s, tmp_path: Path, capfd: Any, state_store: bool) -> None:
+    cmds = ["sh", "-c", "echo started; sleep 3; echo finished"]
+    store = FakeStateStore()
+    ctx1, ctx2 = make_context(try_number=1), make_context(try_number=2)
+    if state_store:
+        ctx1["task_state_store"] = ctx2["task_state_store"] = store  # type: ignore[typeddict-item]
     # Attempt 1: the worker builds and creates the pod, then "crashes" (execute stops there).
-    first, ctx1 = make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True), make_context(try_number=1)
+    first = make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True)
     first.get_or_create_pod(first.build_pod_request_obj(ctx1), ctx1)
     pod = first_pod(k8s, lambda p: "started" in p.logs())
     k8s.requests.clear()
 
-    second = make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True)
-    second.execute(make_context(try_number=2))
+    make_op(k8s, tmp_path, cmds=cmds, reattach_on_restart=True).execute(ctx2)
 
     assert k8s.created_count == 1 and "POST /pods" not in calls(k8s)
-    assert calls(k8s)[0] == "GET /pods" and "labelSelector=" in k8s.requests[0]
+    if state_store:  # durable execution: the stored identity is read back first
+        assert store == {"pod_identifier": {"name": pod.name, "namespace": "default"}}
+        assert calls(k8s)[0] == "GET /pods/{name}"
+    else:  # no store: find_pod() lists pods by label selector
+        assert calls(k8s)[0] == "GET /pods" and "labelSelector=" in k8s.requests[0]
     out = capfd.readouterr().out
     assert f"Reusing existing pod '{pod.name}'" in out and "`try_number` of pod: 1" in out
     assert "[base] started" in out and "[base] finished" in out
@@ -246,8 +281,10 @@ def test_deferrable_trigger_and_reentry(tmp_path: Path, capfd: Any, code: int, s
     """What the triggerer and the resumed task do, driven by hand: defer, run trigger, re-enter."""
     with StandinK8s(startup_delay=1.5) as k8s:  # Pending long enough for the events watch to start
         kwargs: dict[str, Any] = {
-            "cmds": ["sh", "-c", f"echo deferred-run; sleep 1; exit {code}"], "deferrable": True,
-            "startup_check_interval_seconds": 1, "log_pod_spec_on_failure": False,
+            "cmds": ["sh", "-c", f"echo deferred-run; sleep 1; exit {code}"],
+            "deferrable": True,
+            "startup_check_interval_seconds": 1,
+            "log_pod_spec_on_failure": False,
         }
         ctx = make_context()
         with pytest.raises(TaskDeferred) as deferred:
@@ -315,14 +352,26 @@ def test_dag_test_sync_and_deferrable(tmp_path: Path) -> None:
     """A real ``dag.test()`` run (fresh interpreter): one sync task, one deferrable task."""
     driver = Path(__file__).parent / "k8s_standin" / "dagtest_driver.py"
     with StandinK8s() as k8s:
-        common = {"image": "python:3.11", "namespace": "default", "poll_interval": 0.5,
-                  "startup_check_interval_seconds": 1}
-        spec = {"kubeconfig": k8s.kubeconfig_path(tmp_path), "tasks": {
-            "sync_task": {**common, "cmds": ["python", "-c", "print('sync-ran')"]},
-            "deferred_task": {**common, "deferrable": True, "cmds": ["python", "-c", "print('deferred-ran')"]},
-        }}
-        proc = subprocess.run([sys.executable, str(driver), str(tmp_path / "home"), json.dumps(spec)],
-                              check=False, capture_output=True, text=True, timeout=110)
+        common = {
+            "image": "python:3.11",
+            "namespace": "default",
+            "poll_interval": 0.5,
+            "startup_check_interval_seconds": 1,
+        }
+        spec = {
+            "kubeconfig": k8s.kubeconfig_path(tmp_path),
+            "tasks": {
+                "sync_task": {**common, "cmds": ["python", "-c", "print('sync-ran')"]},
+                "deferred_task": {**common, "deferrable": True, "cmds": ["python", "-c", "print('deferred-ran')"]},
+            },
+        }
+        proc = subprocess.run(
+            [sys.executable, str(driver), str(tmp_path / "home"), json.dumps(spec)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=110,
+        )
         result_line = [line for line in proc.stdout.splitlines() if line.startswith("DAGTEST_RESULT ")]
         assert proc.returncode == 0 and result_line, proc.stdout[-3000:] + proc.stderr[-3000:]
         result = json.loads(result_line[0].split(" ", 1)[1])

@@ -27,8 +27,14 @@ def _fn(i: int, name: str = "fn", project: str = "p") -> tuple[str, dict]:
 
 
 def _run(i: int, fn_name: str, state: str = "COMPLETED") -> tuple[str, dict]:
-    return "run", {"id": f"run{i}", "project": "p", "name": f"run{i}", "kind": "python+job:run",
-                   "spec": {"function": f"store://p/function/python/{fn_name}:v1"}, "status": {"state": state}}
+    return "run", {
+        "id": f"run{i}",
+        "project": "p",
+        "name": f"run{i}",
+        "kind": "python+job:run",
+        "spec": {"function": f"store://p/function/python/{fn_name}:v1"},
+        "status": {"state": state},
+    }
 
 
 def test_versions_latest_and_list(store_url: str) -> None:
@@ -38,7 +44,10 @@ def test_versions_latest_and_list(store_url: str) -> None:
     assert store.get("p", "function", "id2")["spec"] == {"code": "2"}
     assert [e["id"] for e in store.list("p", "function")] == ["id4", "id3"]
     assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id4", "id3", "id2", "id1"]
-    assert [e["id"] for e in store.list("p", "function", name="fn", all_versions=True, limit=2, offset=1)] == ["id2", "id1"]
+    assert [e["id"] for e in store.list("p", "function", name="fn", all_versions=True, limit=2, offset=1)] == [
+        "id2",
+        "id1",
+    ]
     with pytest.raises(EntityNotFoundError):
         store.get("p", "function", "nope")
     with pytest.raises(EntityNotFoundError):
@@ -72,8 +81,14 @@ def _save_versions(url: str, worker: int, count: int) -> None:
     import digitalhub_provider as dh
 
     for i in range(count):
-        dh.new_function(project="p", name="shared", kind="python", python_version="PYTHON3_11",
-                        code=f"# worker {worker} version {i}", handler="h")
+        dh.new_function(
+            project="p",
+            name="shared",
+            kind="python",
+            python_version="PYTHON3_11",
+            code=f"# worker {worker} version {i}",
+            handler="h",
+        )
 
 
 def test_processes_saving_versions_at_once_lose_nothing(store_url: str, tmp_path: Path) -> None:
@@ -89,7 +104,9 @@ def test_processes_saving_versions_at_once_lose_nothing(store_url: str, tmp_path
     versions = store.list("p", "function", name="shared", all_versions=True)
     assert len(versions) == workers * count
     assert len({v["id"] for v in versions}) == workers * count
-    assert {v["spec"]["code"] for v in versions} == {f"# worker {w} version {i}" for w in range(workers) for i in range(count)}
+    assert {v["spec"]["code"] for v in versions} == {
+        f"# worker {w} version {i}" for w in range(workers) for i in range(count)
+    }
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -100,7 +117,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_unreachable_or_unknown_store_is_a_clear_error() -> None:
-    with pytest.raises(StoreError, match="cannot open the metadata store postgresql\\+psycopg2://u:\\*\\*\\*@127.0.0.1:1/x"):
+    with pytest.raises(
+        StoreError, match=r"cannot open the metadata store postgresql\+psycopg2://u:\*\*\*@127\.0\.0\.1:1/x"
+    ):
         open_metadata_store("postgresql+psycopg2://u:secret@127.0.0.1:1/x")
     with pytest.raises(StoreError, match="unsupported metadata store URL"):
         open_metadata_store("mongodb://x")

@@ -12,7 +12,6 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import digitalhub_provider as dh
@@ -20,7 +19,7 @@ from digitalhub_provider.entities import Artifact, Dataitem, Run
 
 PY = {"kind": "python", "python_version": "PYTHON3_11"}
 
-SEED = '''
+SEED = """
 import pandas as pd
 from digitalhub_provider import handler
 
@@ -48,7 +47,7 @@ def func5(di, param1: str):
 def func(di, param1: str):
     df = di.as_df()
     return df[df["pop"] > 100000], "some value " + param1
-'''
+"""
 
 
 @pytest.fixture
@@ -91,7 +90,9 @@ def test_seed_dataitem_input_and_parameter(seed_file: Path) -> None:
     di = project.new_dataitem(name="cities", kind="table", path=str(seed_file.parent / "cities.csv"))
     fn = project.new_function(name="func5", code_src="main.py", handler="func5", **PY)
     lines: list[str] = []
-    run = fn.run(action="job", inputs={"di": di.key}, parameters={"param1": "p"}, local_execution=True, on_log=lines.append)
+    run = fn.run(
+        action="job", inputs={"di": di.key}, parameters={"param1": "p"}, local_execution=True, on_log=lines.append
+    )
     assert run.state == "COMPLETED", run.status.message
     assert "rows 3 p" in lines and "rows 3 p" in run.logs()
     assert {"type": "consumes", "dest": di.key} in [r.model_dump() for r in run.metadata.relationships or []]
@@ -121,7 +122,7 @@ def test_seed_dataframe_and_string_read_back(seed_file: Path) -> None:
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "www"
     root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
@@ -187,7 +188,7 @@ def test_code_sources(tmp_path: Path, http_root: tuple[str, Path], s3_env: str) 
 
 # -- output mapping -------------------------------------------------------------------------
 def test_output_mapping(tmp_path: Path) -> None:
-    code = '''
+    code = """
 import pandas as pd
 from digitalhub_provider import handler
 
@@ -204,7 +205,7 @@ def undecorated():
 
 def relog(project):
     return project.log_dataitem(name="logged", kind="table", data=pd.DataFrame({"x": [1]}))
-'''
+"""
     project = dh.get_or_create_project("demo")
     run = project.new_function(name="many", code=code, handler="many", **PY).run(action="job")
     assert run.state == "COMPLETED", run.status.message
@@ -219,24 +220,27 @@ def relog(project):
     run = project.new_function(name="undecorated", code=code, handler="undecorated", **PY).run(action="job")
     assert run.results() == {"output_0": 1, "output_1": "two"}
     run = project.new_function(name="undecorated2", code=code, handler="undecorated", **PY).run(
-        action="job", outputs=["one", "two"])
+        action="job", outputs=["one", "two"]
+    )
     assert run.results() == {"one": 1, "two": "two"}
 
     run = project.new_function(name="relog", code=code, handler="relog", **PY).run(action="job")
     assert run.state == "COMPLETED", run.status.message
     logged = run.output("output")
-    assert logged.name == "logged" and [d.name for d in project.list_dataitems(name="logged", all_versions=True)] == ["logged"]
+    assert logged.name == "logged" and [d.name for d in project.list_dataitems(name="logged", all_versions=True)] == [
+        "logged"
+    ]
 
 
 # -- run control ---------------------------------------------------------------------------
-SLOW = '''
+SLOW = """
 import time
 
 def slow(seconds=30):
     print("started", flush=True)
     time.sleep(seconds)
     return "done"
-'''
+"""
 
 
 def test_wait_refresh_and_stop_kills_the_process() -> None:
@@ -264,7 +268,7 @@ def test_logs_stream_live() -> None:
     run = fn.run(action="job", parameters={"seconds": 1.5}, on_log=lambda line: seen.append((time.monotonic(), line)))
     finished = time.monotonic()
     assert run.state == "COMPLETED"
-    started_at = [t for t, line in seen if line == "started"][0]
+    started_at = next(t for t, line in seen if line == "started")
     assert finished - started_at > 1.0  # the line arrived while the handler was still sleeping
     assert "started" in run.logs()
 
@@ -278,8 +282,15 @@ def test_timeout_kills_and_errors() -> None:
 # -- runtime environments ---------------------------------------------------------------------
 def test_requirements_env_built_once_reused_and_build_action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = "import six, sys\n\ndef h():\n    return [six.__name__, sys.version_info[1]]\n"
-    fn = dh.new_function(project="demo", name="env", code=code, handler="h", requirements=["six"],
-                         kind="python", python_version="PYTHON3_12")
+    fn = dh.new_function(
+        project="demo",
+        name="env",
+        code=code,
+        handler="h",
+        requirements=["six"],
+        kind="python",
+        python_version="PYTHON3_12",
+    )
     lines: list[str] = []
     build = fn.run(action="build", on_log=lines.append)
     assert build.state == "COMPLETED", build.status.message and build.kind == "python+build:run"
@@ -295,33 +306,41 @@ def test_concurrent_builds_of_one_environment(tmp_path: Path) -> None:
     envs = tmp_path / "envs"
     logs: list[str] = []
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(ensure_environment(envs, "PYTHON3_11", ["six"], logs.append)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(ensure_environment(envs, "PYTHON3_11", ["six"], logs.append)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(results) == 2 and results[0] == results[1]
     assert sum("building" in line for line in logs) == 1
-    out = subprocess.run([results[0], "-c", "import six, digitalhub_provider.runtimes; print('ok')"], capture_output=True, text=True)
+    out = subprocess.run(
+        [results[0], "-c", "import six, digitalhub_provider.runtimes; print('ok')"], capture_output=True, text=True
+    )
     assert out.stdout.strip() == "ok", out.stderr
     out = subprocess.run([results[0], "-c", "import airflow"], capture_output=True, text=True)
     assert out.returncode != 0  # the runtime environment holds no Airflow
 
 
 def test_unavailable_python_version_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fn = dh.new_function(project="demo", name="old", code="def h(): pass", handler="h", kind="python", python_version="PYTHON3_9")
+    fn = dh.new_function(
+        project="demo", name="old", code="def h(): pass", handler="h", kind="python", python_version="PYTHON3_9"
+    )
     run = fn.run(action="job")
     assert run.state == "ERROR" and "PYTHON3_9 cannot run this provider's runner" in (run.status.message or "")
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
-    fn = dh.new_function(project="demo", name="new", code="def h(): pass", handler="h", kind="python", python_version="PYTHON3_13")
+    fn = dh.new_function(
+        project="demo", name="new", code="def h(): pass", handler="h", kind="python", python_version="PYTHON3_13"
+    )
     run = fn.run(action="job")
     assert run.state == "ERROR" and "PYTHON3_13 is not available on this machine" in (run.status.message or "")
 
 
 # -- bad input ---------------------------------------------------------------------------------
-BAD = '''
+BAD = """
 import pandas as pd
 import threading
 from digitalhub_provider import handler
@@ -350,7 +369,7 @@ def takes_dataitem(di: "Dataitem"):
 def suicide():
     import os, signal
     os.kill(os.getpid(), signal.SIGKILL)
-'''
+"""
 
 
 def _assert_error(run: Run, words: str, dh_home: Path) -> None:
@@ -359,7 +378,11 @@ def _assert_error(run: Run, words: str, dh_home: Path) -> None:
     assert dh.get_run(run.key).status.state == "ERROR"
     assert dh.list_dataitems("demo") == [] or all(d.name == "src" for d in dh.list_dataitems("demo"))
     assert dh.list_artifacts("demo") == []
-    leftovers = [p for p in (dh_home / "data" / "demo").rglob("*") if p.is_file()] if (dh_home / "data" / "demo").exists() else []
+    leftovers = (
+        [p for p in (dh_home / "data" / "demo").rglob("*") if p.is_file()]
+        if (dh_home / "data" / "demo").exists()
+        else []
+    )
     assert leftovers == [], leftovers
 
 

@@ -140,7 +140,7 @@ def test_bad_project_and_missing_entities() -> None:
 def test_other_entity_families() -> None:
     wf = dh.new_workflow(project="demo", name="wf", kind="kfp", code="x", handler="p")
     assert dh.get_workflow("wf", project="demo").id == wf.id
-    model = dh.new_model(project="demo", name="m", kind="model", path="/tmp/m.bin", framework="sklearn")
+    dh.new_model(project="demo", name="m", kind="model", path="/tmp/m.bin", framework="sklearn")
     assert dh.list_models("demo")[0].spec["framework"] == "sklearn"
     art = dh.new_artifact(project="demo", name="a", kind="artifact", path="/tmp/a.txt")
     assert dh.delete_artifact(art.key) == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from digitalhub_provider.sdk.context import Context
 
 RelationshipType = Literal["produced_by", "consumes", "run_of", "step_of"]
+T = TypeVar("T", bound="Entity")
 
 
 def now_iso() -> str:
@@ -83,7 +84,7 @@ class Entity(BaseModel):
     # -- construction -----------------------------------------------------------
     @classmethod
     def build(
-        cls,
+        cls: type[T],
         *,
         project: str,
         name: str,
@@ -95,7 +96,7 @@ class Entity(BaseModel):
         embedded: bool = True,
         relationships: list[dict[str, str]] | None = None,
         status: dict[str, Any] | None = None,
-    ) -> Entity:
+    ) -> T:
         """A new, validated entity (not saved)."""
         validate_project_name(project)
         if cls.ENTITY_TYPE not in ("task", "run"):
@@ -117,14 +118,14 @@ class Entity(BaseModel):
                 created=stamp,
                 updated=stamp,
                 embedded=embedded,
-                relationships=[Relationship(**r) for r in relationships] if relationships else None,
+                relationships=[Relationship.model_validate(r) for r in relationships] if relationships else None,
             ),
             spec=clean,
             status=Status(**(status or {"state": "CREATED"})),
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], ctx: Context | None = None) -> Entity:
+    def from_dict(cls: type[T], data: dict[str, Any], ctx: Context | None = None) -> T:
         entity = cls.model_validate({k: v for k, v in data.items() if k != "key"})
         entity._ctx = ctx
         return entity

@@ -75,7 +75,7 @@ def parse_key(key: object) -> Key:
     """Split a key into its parts; a malformed key is an :class:`EntityError` naming it."""
     if not isinstance(key, str) or not key.startswith(SCHEME):
         raise EntityError(f"malformed key {key!r}: a key starts with {SCHEME!r}")
-    parts = key[len(SCHEME):].split("/")
+    parts = key[len(SCHEME) :].split("/")
     if len(parts) != 4 or not all(parts):
         raise EntityError(
             f"malformed key {key!r}: expected store://project/type/kind/name:id "

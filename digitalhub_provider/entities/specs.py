@@ -166,9 +166,7 @@ def validate_spec(entity_type: str, kind: str, spec: dict[str, Any] | None) -> d
     """Validate ``spec`` for ``(entity_type, kind)`` and return it without unset fields."""
     model = SPEC_MODELS.get((entity_type, kind))
     if model is None:
-        raise EntityError(
-            f"unknown {entity_type} kind {kind!r}: expected one of {', '.join(kinds_of(entity_type))}"
-        )
+        raise EntityError(f"unknown {entity_type} kind {kind!r}: expected one of {', '.join(kinds_of(entity_type))}")
     data = dict(spec or {})
     if "schema" in data and model is DataitemSpec:
         data["schema_"] = data.pop("schema")

@@ -24,7 +24,15 @@ from pathlib import Path
 from digitalhub_provider.errors import BackendError
 
 # What the runner needs inside a runtime environment (see setup.cfg: core + data + s3).
-RUNNER_REQUIREMENTS = ["pydantic>=2.5", "SQLAlchemy>=2.0", "alembic>=1.12", "PyYAML>=6.0", "pandas>=2.0", "pyarrow>=14", "boto3>=1.28"]
+RUNNER_REQUIREMENTS = [
+    "pydantic>=2.5",
+    "SQLAlchemy>=2.0",
+    "alembic>=1.12",
+    "PyYAML>=6.0",
+    "pandas>=2.0",
+    "pyarrow>=14",
+    "boto3>=1.28",
+]
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 MIN_RUNNER_PYTHON = (3, 10)
 
@@ -47,8 +55,12 @@ def find_interpreter(python_version: str) -> str:
         return sys.executable
     name = f"python{wanted[0]}.{wanted[1]}"
     for candidate in _candidates(name, wanted):
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == %r)" % (wanted,)],
-                               capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [candidate, "-c", f"import sys; print(sys.version_info[:2] == {wanted!r})"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
     raise BackendError(f"{python_version} is not available on this machine: no working {name} on PATH")
@@ -104,10 +116,23 @@ def ensure_environment(
         if not (env_dir / ".complete").exists():
             if env_dir.exists():
                 shutil.rmtree(env_dir)  # a build that died half-way
-            log(f"building runtime environment {env_dir.name} ({python_version}, requirements: {requirements or 'none'})")
+            log(
+                f"building runtime environment {env_dir.name} ({python_version}, requirements: {requirements or 'none'})"  # noqa: E501
+            )
             _run([base, "-m", "venv", str(env_dir)], "create the virtualenv")
-            _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                  *RUNNER_REQUIREMENTS, *requirements], f"install the requirements {requirements}")
+            _run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-q",
+                    *RUNNER_REQUIREMENTS,
+                    *requirements,
+                ],
+                f"install the requirements {requirements}",
+            )
             (env_dir / ".complete").write_text("ok\n")
         _install_runner(env_dir, python)
     return str(python)
@@ -123,8 +148,12 @@ def _install_runner(env_dir: Path, python: Path) -> None:
         shutil.rmtree(runner_dir)
     shutil.copytree(PACKAGE_DIR, runner_dir / "digitalhub_provider", ignore=shutil.ignore_patterns("__pycache__"))
     stamp.write_text(runner_source_hash())
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "digitalhub_runner.pth").write_text(str(runner_dir) + "\n")
 
 

@@ -28,7 +28,7 @@ class LocalProcess:
     ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
-        self._log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+        self._log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [python, "-u", "-m", RUNNER_MODULE, runspec_url],
             env=env,
@@ -51,7 +51,7 @@ class LocalProcess:
             if on_line is not None:
                 try:
                     on_line(line)
-                except Exception:  # noqa: BLE001 - a broken log sink must not stop the run
+                except Exception:
                     pass
         self.proc.stdout.close()
 

@@ -29,7 +29,11 @@ class _Overlay(MetadataStore):
         return Context.metadata.fget(self.ctx)  # type: ignore[attr-defined,no-any-return]
 
     def _mine(self, project: str, entity_type: str) -> list[Entity]:
-        return [r["entity"] for r in reversed(self.ctx.logged) if r["type"] == entity_type and r["entity"]["project"] == project]
+        return [
+            r["entity"]
+            for r in reversed(self.ctx.logged)
+            if r["type"] == entity_type and r["entity"]["project"] == project
+        ]
 
     def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
         for entity_type, entity in create:

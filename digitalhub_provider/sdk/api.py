@@ -15,7 +15,13 @@ from digitalhub_provider.entities import Artifact, Dataitem, Entity, Function, M
 from digitalhub_provider.sdk import crud
 from digitalhub_provider.sdk.crud import delete_project, get_or_create_project, get_project, new_project
 
-DEFAULT_KINDS = {"function": "python", "workflow": "kfp", "dataitem": "dataitem", "artifact": "artifact", "model": "model"}
+DEFAULT_KINDS = {
+    "function": "python",
+    "workflow": "kfp",
+    "dataitem": "dataitem",
+    "artifact": "artifact",
+    "model": "model",
+}
 
 
 def _new(cls: type[Entity]) -> Callable[..., Any]:
@@ -107,18 +113,27 @@ list_runs = _list(Run)
 delete_run = _delete(Run)
 
 
-def log_dataitem(project: str, name: str, kind: str = "table", data: Any = None, source: Any = None, **kw: Any) -> Dataitem:
+def log_dataitem(
+    project: str, name: str, kind: str = "table", data: Any = None, source: Any = None, **kw: Any
+) -> Dataitem:
     return crud.log_material(Dataitem, project, name, kind, data=data, source=source, **kw)
 
 
-def log_artifact(project: str, name: str, kind: str = "artifact", source: Any = None, source_path: Any = None, **kw: Any) -> Artifact:
+def log_artifact(
+    project: str, name: str, kind: str = "artifact", source: Any = None, source_path: Any = None, **kw: Any
+) -> Artifact:
     return crud.log_material(Artifact, project, name, kind, source=source or source_path, **kw)
 
 
-def log_model(project: str, name: str, kind: str = "model", source: Any = None, source_path: Any = None, **kw: Any) -> Model:
+def log_model(
+    project: str, name: str, kind: str = "model", source: Any = None, source_path: Any = None, **kw: Any
+) -> Model:
     return crud.log_material(Model, project, name, kind, source=source or source_path, **kw)
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "Any", "Callable", "Path")] + [
-    "delete_project", "get_or_create_project", "get_project", "new_project",
+    "delete_project",
+    "get_or_create_project",
+    "get_project",
+    "new_project",
 ]

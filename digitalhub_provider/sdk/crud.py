@@ -79,8 +79,15 @@ def new_entity(
     """Build, validate and save a new entity (a new version if the name exists)."""
     spec = {k: v for k, v in spec.items() if v is not None}
     entity = cls.build(
-        project=project, name=name, kind=kind, spec=spec, uuid=uuid, description=description,
-        labels=labels, embedded=embedded, relationships=relationships,
+        project=project,
+        name=name,
+        kind=kind,
+        spec=spec,
+        uuid=uuid,
+        description=description,
+        labels=labels,
+        embedded=embedded,
+        relationships=relationships,
     )
     entity._ctx = ctx
     return create_entity(entity, ctx=ctx)
@@ -235,7 +242,9 @@ def delete_entity(
 
 
 # -- import / export -----------------------------------------------------------------------
-def import_entity(file: str | os.PathLike[str], ctx: Context | None = None, expected: type[Entity] | None = None) -> Entity:
+def import_entity(
+    file: str | os.PathLike[str], ctx: Context | None = None, expected: type[Entity] | None = None
+) -> Entity:
     """Load an entity from a YAML file written by ``export()`` and save it with its id."""
     path = Path(file)
     try:

@@ -34,8 +34,19 @@ from digitalhub_provider.sdk import crud
 from digitalhub_provider.sdk.context import Context
 
 TASK_FIELDS = (
-    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets",
-    "profile", "backoff_limit", "schedule", "replicas", "service_type", "instructions",
+    "node_selector",
+    "volumes",
+    "resources",
+    "affinity",
+    "tolerations",
+    "envs",
+    "secrets",
+    "profile",
+    "backoff_limit",
+    "schedule",
+    "replicas",
+    "service_type",
+    "instructions",
 )
 INPUT_TYPES = ("dataitem", "artifact", "model")
 _active: dict[str, LocalProcess] = {}
@@ -81,24 +92,41 @@ def prepare_run(
     ctx = ctx or fn.ctx
     action = action or default_action(fn.kind)
     if action not in TASK_KINDS.get(fn.kind, ()):
-        raise EntityError(f"action {action!r} is not one of {fn.kind}'s actions: {', '.join(TASK_KINDS.get(fn.kind, ()))}")
+        raise EntityError(
+            f"action {action!r} is not one of {fn.kind}'s actions: {', '.join(TASK_KINDS.get(fn.kind, ()))}"
+        )
     unknown = sorted(set(task_params) - set(TASK_FIELDS))
     if unknown:
         raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
     if parameters is not None and not isinstance(parameters, dict):
         raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
     task_kind = f"{fn.kind}+{action}"
-    task_spec = validate_spec("task", task_kind, {"function": fn.key, **{k: v for k, v in task_params.items() if v is not None}})
+    task_spec = validate_spec(
+        "task", task_kind, {"function": fn.key, **{k: v for k, v in task_params.items() if v is not None}}
+    )
     input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
     task = _ensure_task(fn, task_kind, task_spec, ctx)
     run_spec = {
-        "task": task.key, "function": fn.key, "inputs": input_keys, "parameters": parameters or {},
-        "outputs": outputs, "values": values, "local_execution": local_execution, **task_spec,
+        "task": task.key,
+        "function": fn.key,
+        "inputs": input_keys,
+        "parameters": parameters or {},
+        "outputs": outputs,
+        "values": values,
+        "local_execution": local_execution,
+        **task_spec,
     }
-    relationships = [{"type": "run_of", "dest": fn.key}] + [{"type": "consumes", "dest": k} for k in input_keys.values()]
+    relationships = [{"type": "run_of", "dest": fn.key}] + [
+        {"type": "consumes", "dest": k} for k in input_keys.values()
+    ]
     run = Run.build(
-        project=fn.project, name="run", kind=f"{task_kind}:run", spec=run_spec, labels=labels,
-        relationships=relationships, status={"state": State.CREATED.value},
+        project=fn.project,
+        name="run",
+        kind=f"{task_kind}:run",
+        spec=run_spec,
+        labels=labels,
+        relationships=relationships,
+        status={"state": State.CREATED.value},
     )
     run._ctx = ctx
     stamp = run.metadata.created
@@ -151,7 +179,7 @@ def source_of(fn: Executable) -> dict[str, Any]:
         raise EntityError(f"function {fn.name!r} has no source: set code, base64 or code_src")
     if src.startswith(("git+", "zip+", "http://", "https://")):
         return {"url": src}
-    path = Path(src[len("file://"):] if src.startswith("file://") else src).expanduser()
+    path = Path(src[len("file://") :] if src.startswith("file://") else src).expanduser()
     if not path.is_file():
         raise EntityError(f"code_src {src!r} of function {fn.name!r}: no such file")
     return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
@@ -165,10 +193,20 @@ def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
         inputs[name] = {"type": entity.ENTITY_TYPE, "entity": entity.to_dict()}
     runtime, _, rest = run.kind.partition("+")
     spec = RunSpec(
-        run_id=run.id, run_key=run.key, project=run.project, runtime=runtime, action=rest.split(":")[0],
-        function=fn.to_dict(), source=source_of(fn), handler=fn.spec.get("handler"), inputs=inputs,
-        parameters=run.spec.get("parameters") or {}, outputs=run.spec.get("outputs"), values=run.spec.get("values"),
-        data_url=ctx.data_root, result_url=ctx.run_url(run.id, RESULT_FILE),
+        run_id=run.id,
+        run_key=run.key,
+        project=run.project,
+        runtime=runtime,
+        action=rest.split(":")[0],
+        function=fn.to_dict(),
+        source=source_of(fn),
+        handler=fn.spec.get("handler"),
+        inputs=inputs,
+        parameters=run.spec.get("parameters") or {},
+        outputs=run.spec.get("outputs"),
+        values=run.spec.get("values"),
+        data_url=ctx.data_root,
+        result_url=ctx.run_url(run.id, RESULT_FILE),
     )
     url = ctx.run_url(run.id, RUNSPEC_FILE)
     store = ctx.data_store(url)
@@ -207,7 +245,11 @@ def finish_run(run: Run, ctx: Context, exit_code: int | None = None, message: st
     store = ctx.data_store(result_url)
     if message is not None or not store.exists(result_url):
         if message is None:
-            how = f"was killed by signal {-exit_code}" if exit_code is not None and exit_code < 0 else f"exited with code {exit_code}"
+            how = (
+                f"was killed by signal {-exit_code}"
+                if exit_code is not None and exit_code < 0
+                else f"exited with code {exit_code}"
+            )
             message = f"the runner {how} before writing a result"
         return set_state(ctx, run, State.ERROR, message)
     result = RunResult.from_json(store.read_bytes(result_url))
@@ -224,7 +266,13 @@ def finish_run(run: Run, ctx: Context, exit_code: int | None = None, message: st
     run.status.outputs = output_keys  # type: ignore[attr-defined]
     run.status.results = result.results  # type: ignore[attr-defined]
     timings = dict(run.status.get("timings") or {})
-    timings.update({"completed": stamp, "handler_started": result.timings.get("started"), "handler_finished": result.timings.get("finished")})
+    timings.update(
+        {
+            "completed": stamp,
+            "handler_started": result.timings.get("started"),
+            "handler_finished": result.timings.get("finished"),
+        }
+    )
     run.status.timings = timings  # type: ignore[attr-defined]
     run.status.transitions = [*(run.status.get("transitions") or []), {"status": "COMPLETED", "time": stamp}]  # type: ignore[attr-defined]
     run.metadata.updated = stamp
@@ -314,8 +362,12 @@ def stop_run(run: Run) -> Run:
 
 # -- the SDK's function.run() -----------------------------------------------------------------
 def run_executable(
-    fn: Executable, action: str | None = None, wait: bool = True, timeout: float | None = None,
-    on_log: Any = None, **kwargs: Any,
+    fn: Executable,
+    action: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+    on_log: Any = None,
+    **kwargs: Any,
 ) -> Run:
     ctx = fn.ctx
     run = prepare_run(fn, action=action, ctx=ctx, **kwargs)
@@ -329,7 +381,9 @@ def run_executable(
     if run.kind.startswith("python+build"):
         return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
     if run.kind.split(":")[0] != "python+job":
-        return set_state(ctx, run, State.ERROR, f"action {run.kind.split('+')[1].split(':')[0]!r} is not available in this version")
+        return set_state(
+            ctx, run, State.ERROR, f"action {run.kind.split('+')[1].split(':')[0]!r} is not available in this version"
+        )
     try:
         url = write_runspec(run, fn, ctx)
     except DigitalHubError as exc:

@@ -39,11 +39,16 @@ def main(home: Path, spec_json: str) -> int:
     dags = home / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
-    os.environ.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db", SPEC_ENV: spec_json,
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            SPEC_ENV: spec_json,
+        }
+    )
     from airflow.utils.db import initdb
 
     initdb()
@@ -54,8 +59,12 @@ def main(home: Path, spec_json: str) -> int:
     dag = runpy.run_path(str(dags / f"{DAG_ID}.py"))["dag"]
     dr = dag.test()
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    result = {"dag_run": dr.state, "tasks": states, "db_init_s": round(t_db, 2),
-              "total_s": round(time.monotonic() - t0, 2)}
+    result = {
+        "dag_run": dr.state,
+        "tasks": states,
+        "db_init_s": round(t_db, 2),
+        "total_s": round(time.monotonic() - t0, 2),
+    }
     print("DAGTEST_RESULT " + json.dumps(result), flush=True)
     return 0
 

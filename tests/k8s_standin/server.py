@@ -34,6 +34,11 @@ one after another before the containers. ``python``/``python3`` resolve to ``sys
 (see ``executables``). Absolute ``workingDir`` and ``terminationMessagePath`` are re-rooted at
 the pod's temp dir. Not served: exec/attach (so no ``do_xcom_push``), volumes, pod watches,
 restarts (``restartPolicy`` behaves as ``Never``), images (recorded, never pulled).
+
+For assertions: ``pods`` (live pods by ``(namespace, name)``), ``history`` (every pod ever
+created, each with ``manifest`` as POSTed, the live ``obj``, ``phase``, ``exit_code``,
+``logs()`` and its processes), ``created_count``, ``requests`` (``"METHOD /path?query"`` in
+order), ``events``; ``wait_for(predicate)`` polls under the server lock.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 JSON = dict[str, Any]
@@ -175,9 +180,16 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> JSON:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason, "code": self.code,
-                "details": self.details or {}}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+            "details": self.details or {},
+        }
 
 
 @dataclass
@@ -209,11 +221,17 @@ class ContainerRun:
 
     def status(self) -> JSON:
         image = str(self.spec.get("image", ""))
-        return {"name": self.name, "image": image, "containerID": self.container_id,
-                "imageID": f"standin://{image}" if self.container_id else "",
-                "ready": "running" in self.state and not self.init,
-                "started": "running" in self.state, "restartCount": 0, "state": copy.deepcopy(self.state),
-                "lastState": {}}
+        return {
+            "name": self.name,
+            "image": image,
+            "containerID": self.container_id,
+            "imageID": f"standin://{image}" if self.container_id else "",
+            "ready": "running" in self.state and not self.init,
+            "started": "running" in self.state,
+            "restartCount": 0,
+            "state": copy.deepcopy(self.state),
+            "lastState": {},
+        }
 
 
 @dataclass
@@ -332,9 +350,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- routes -------------------------------------------------------------------------------
     def version(self, k8s: StandinK8s, q: JSON, body: Any) -> JSON:
-        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0-standin", "gitCommit": "standin",
-                "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24",
-                "compiler": "gc", "platform": "linux/amd64"}
+        return {
+            "major": "1",
+            "minor": "33",
+            "gitVersion": "v1.33.0-standin",
+            "gitCommit": "standin",
+            "gitTreeState": "clean",
+            "buildDate": "2025-01-01T00:00:00Z",
+            "goVersion": "go1.24",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
 
     def api_versions(self, k8s: StandinK8s, q: JSON, body: Any) -> JSON:
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
@@ -343,11 +369,14 @@ class _Handler(BaseHTTPRequestHandler):
         if _flag(q, "watch"):
             raise ApiError(405, "MethodNotAllowed", "the stand-in does not serve pod watches")
         with k8s.cond:
-            items = [copy.deepcopy(p.obj) for p in k8s.pods.values() if ns in (None, p.namespace)
-                     and match_labels(p.obj["metadata"].get("labels") or {}, q.get("labelSelector", ""))
-                     and match_fields(p.obj, q.get("fieldSelector", ""))]
-            return {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(k8s.rv)},
-                    "items": items}
+            items = [
+                copy.deepcopy(p.obj)
+                for p in k8s.pods.values()
+                if ns in (None, p.namespace)
+                and match_labels(p.obj["metadata"].get("labels") or {}, q.get("labelSelector", ""))
+                and match_fields(p.obj, q.get("fieldSelector", ""))
+            ]
+            return {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(k8s.rv)}, "items": items}
 
     def create_pod(self, k8s: StandinK8s, q: JSON, body: Any, ns: str) -> JSON:
         return k8s.create_pod(ns, body)
@@ -370,29 +399,34 @@ class _Handler(BaseHTTPRequestHandler):
             names = [c.name for c in pod.containers]
             cname = q.get("container") or (names[0] if len(pod.obj["spec"]["containers"]) == 1 else None)
             if cname is None:
-                raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                               f"choose one of: [{' '.join(names)}]")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]",
+                )
             if cname not in names:
                 raise ApiError(400, "BadRequest", f"container {cname} is not valid for pod {name}")
             run = pod.container(cname)
             if _flag(q, "previous"):
-                raise ApiError(400, "BadRequest",
-                               f'previous terminated container "{cname}" in pod "{name}" not found')
+                raise ApiError(400, "BadRequest", f'previous terminated container "{cname}" in pod "{name}" not found')
             if "waiting" in run.state and run.proc is None:
-                raise ApiError(400, "BadRequest", f'container "{cname}" in pod "{name}" is waiting to start: '
-                               f"{run.state['waiting'].get('reason')}")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'container "{cname}" in pod "{name}" is waiting to start: {run.state["waiting"].get("reason")}',
+                )
         since = None
         if q.get("sinceSeconds"):
             since = time.time_ns() - int(q["sinceSeconds"]) * 1_000_000_000
         elif q.get("sinceTime"):
-            when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", q["sinceTime"]))
+            when = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", q["sinceTime"]).replace("Z", "+00:00"))
             since = int(when.timestamp() * 1e9)
         stamps = _flag(q, "timestamps")
 
         def render(lines: list[tuple[int, bytes]]) -> bytes:
             sel = [(ts, line) for ts, line in lines if since is None or ts >= since]
             if q.get("tailLines"):
-                sel = sel[len(sel) - int(q["tailLines"]):] if int(q["tailLines"]) else []
+                sel = sel[len(sel) - int(q["tailLines"]) :] if int(q["tailLines"]) else []
             prefix = (lambda ts: rfc3339(ts, nano=True).encode() + b" ") if stamps else (lambda ts: b"")
             return b"".join(prefix(ts) + line for ts, line in sel)
 
@@ -422,13 +456,22 @@ class _Handler(BaseHTTPRequestHandler):
         fields = q.get("fieldSelector", "")
 
         def matching(after: int) -> list[JSON]:
-            return [copy.deepcopy(e) for e in k8s.events if int(e["metadata"]["resourceVersion"]) > after
-                    and ns in (None, e["metadata"]["namespace"]) and match_fields(e, fields)]
+            return [
+                copy.deepcopy(e)
+                for e in k8s.events
+                if int(e["metadata"]["resourceVersion"]) > after
+                and ns in (None, e["metadata"]["namespace"])
+                and match_fields(e, fields)
+            ]
 
         if not _flag(q, "watch"):
             with k8s.cond:
-                return {"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": str(k8s.rv)},
-                        "items": matching(0)}
+                return {
+                    "kind": "EventList",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(k8s.rv)},
+                    "items": matching(0),
+                }
         deadline = time.monotonic() + min(int(q.get("timeoutSeconds") or 1800), 1800)
 
         def watch(write: Callable[[bytes], None]) -> None:
@@ -478,9 +521,14 @@ class StandinK8s:
     :param base_env: variables every container gets before its own ``env``.
     """
 
-    def __init__(self, *, startup_delay: float = 0.3, token: str | None = "standin-token",
-                 executables: Mapping[str, str] | None = None,
-                 base_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        startup_delay: float = 0.3,
+        token: str | None = "standin-token",
+        executables: Mapping[str, str] | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.startup_delay, self.token = startup_delay, token
         self.executables = dict(executables or {"python": sys.executable, "python3": sys.executable})
         self.base_env = dict(base_env or {})
@@ -498,12 +546,12 @@ class StandinK8s:
         self._root = Path(tempfile.mkdtemp(prefix="k8s-standin-"))
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def __enter__(self) -> Self:
+    def __enter__(self) -> StandinK8s:
         bindir = self._root / "bin"
         bindir.mkdir()
         for name, target in self.executables.items():
             shim = bindir / name
-            shim.write_text(f"#!/bin/sh\nexec {shlex.quote(target)} \"$@\"\n")
+            shim.write_text(f'#!/bin/sh\nexec {shlex.quote(target)} "$@"\n')
             shim.chmod(0o755)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.standin = self
@@ -540,11 +588,17 @@ class StandinK8s:
     def kubeconfig_path(self, tmpdir: str | os.PathLike[str], namespace: str = "default") -> str:
         """Write a kubeconfig (no TLS, bearer token) pointing at this server; return its path."""
         user: JSON = {"token": self.token} if self.token else {}
-        config = {"apiVersion": "v1", "kind": "Config", "current-context": "standin", "preferences": {},
-                  "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
-                  "users": [{"name": "standin", "user": user}],
-                  "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "standin",
-                                                               "namespace": namespace}}]}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "standin",
+            "preferences": {},
+            "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+            "users": [{"name": "standin", "user": user}],
+            "contexts": [
+                {"name": "standin", "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}
+            ],
+        }
         path = Path(tmpdir) / "kubeconfig-standin.yaml"
         path.write_text(json.dumps(config, indent=2))
         return str(path)
@@ -555,6 +609,7 @@ class StandinK8s:
             self.secrets[(namespace, name)] = dict(data)
 
     def add_configmap(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        """Hold a config map for ``configMapKeyRef``/``configMapRef``."""
         with self.cond:
             self.configmaps[(namespace, name)] = dict(data)
 
@@ -592,8 +647,11 @@ class StandinK8s:
         obj = copy.deepcopy(body)
         md, spec = obj.setdefault("metadata", {}), obj.setdefault("spec", {})
         if md.get("namespace", ns) != ns:
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
-                           "namespace sent on the request")
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
         name = md.get("name") or ""
@@ -608,8 +666,12 @@ class StandinK8s:
         for c in (spec.get("initContainers") or []) + spec["containers"]:
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("imagePullPolicy", "Always" if ":" not in c["image"].rsplit("/", 1)[-1]
-                         or c["image"].endswith(":latest") else "IfNotPresent")
+            c.setdefault(
+                "imagePullPolicy",
+                "Always"
+                if ":" not in c["image"].rsplit("/", 1)[-1] or c["image"].endswith(":latest")
+                else "IfNotPresent",
+            )
         spec.setdefault("restartPolicy", "Always")
         spec.setdefault("terminationGracePeriodSeconds", 30)
         spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -639,11 +701,16 @@ class StandinK8s:
             elif ctype == "application/json-patch+json":
                 new = _json_patch(pod.obj, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format: {ctype}")
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}"
+                )
             if new.get("spec") != pod.obj["spec"]:
-                raise ApiError(422, "Invalid", f'Pod "{name}" is invalid: spec: Forbidden: pod updates '
-                               "may not change fields other than metadata (stand-in)")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Pod "{name}" is invalid: spec: Forbidden: pod updates '
+                    "may not change fields other than metadata (stand-in)",
+                )
             for key in ("uid", "name", "namespace", "creationTimestamp", "deletionTimestamp"):
                 if key in pod.obj["metadata"]:
                     new["metadata"][key] = pod.obj["metadata"][key]
@@ -659,8 +726,9 @@ class StandinK8s:
                 grace = int(pod.obj["spec"].get("terminationGracePeriodSeconds", 30))
             if not pod.deleting:
                 pod.deleting = True
-                pod.obj["metadata"].update(deletionTimestamp=rfc3339(time.time_ns() + grace * 10**9),
-                                           deletionGracePeriodSeconds=grace)
+                pod.obj["metadata"].update(
+                    deletionTimestamp=rfc3339(time.time_ns() + grace * 10**9), deletionGracePeriodSeconds=grace
+                )
                 self._bump(pod.obj)
                 for run in pod.containers:
                     if run.proc is not None and run.proc.returncode is None:
@@ -696,21 +764,43 @@ class StandinK8s:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(run.proc.pid, sig)
 
-    def _event(self, pod: StandinPod, reason: str, message: str, container: str | None = None,
-               type_: str = "Normal") -> None:
+    def _event(
+        self, pod: StandinPod, reason: str, message: str, container: str | None = None, type_: str = "Normal"
+    ) -> None:
         now = rfc3339()
         self.rv += 1
-        involved = {"kind": "Pod", "namespace": pod.namespace, "name": pod.name, "apiVersion": "v1",
-                    "uid": pod.obj["metadata"]["uid"]}
+        involved = {
+            "kind": "Pod",
+            "namespace": pod.namespace,
+            "name": pod.name,
+            "apiVersion": "v1",
+            "uid": pod.obj["metadata"]["uid"],
+        }
         if container:
             involved["fieldPath"] = f"spec.containers{{{container}}}"
-        self.events.append({
-            "apiVersion": "v1", "kind": "Event", "type": type_, "reason": reason, "message": message,
-            "metadata": {"name": f"{pod.name}.{uuid.uuid4().hex[:16]}", "namespace": pod.namespace,
-                         "uid": str(uuid.uuid4()), "resourceVersion": str(self.rv), "creationTimestamp": now},
-            "involvedObject": involved, "count": 1, "firstTimestamp": now, "lastTimestamp": now,
-            "source": {"component": "kubelet", "host": "standin-node"}, "reportingComponent": "kubelet",
-            "reportingInstance": "standin-node"})
+        self.events.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "type": type_,
+                "reason": reason,
+                "message": message,
+                "metadata": {
+                    "name": f"{pod.name}.{uuid.uuid4().hex[:16]}",
+                    "namespace": pod.namespace,
+                    "uid": str(uuid.uuid4()),
+                    "resourceVersion": str(self.rv),
+                    "creationTimestamp": now,
+                },
+                "involvedObject": involved,
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": "kubelet", "host": "standin-node"},
+                "reportingComponent": "kubelet",
+                "reportingInstance": "standin-node",
+            }
+        )
         self.cond.notify_all()
 
     def _set_status(self, pod: StandinPod, **changes: Any) -> None:
@@ -727,7 +817,9 @@ class StandinK8s:
             st["conditions"] = [
                 {"type": "PodScheduled", "status": "True"},
                 {"type": "Initialized", "status": str(all(c.done for c in pod.containers if c.init)).title()},
-                {"type": "ContainersReady", "status": ready}, {"type": "Ready", "status": ready}]
+                {"type": "ContainersReady", "status": ready},
+                {"type": "Ready", "status": ready},
+            ]
         self._bump(pod.obj)
 
     def _lifecycle(self, pod: StandinPod) -> None:
@@ -740,8 +832,9 @@ class StandinK8s:
             for c in pod.containers:
                 if not c.init and any(i.init for i in pod.containers):
                     c.state = {"waiting": {"reason": "PodInitializing"}}
-            self._set_status(pod, startTime=rfc3339(), hostIP="127.0.0.1", podIP="127.0.0.1",
-                             podIPs=[{"ip": "127.0.0.1"}])
+            self._set_status(
+                pod, startTime=rfc3339(), hostIP="127.0.0.1", podIP="127.0.0.1", podIPs=[{"ip": "127.0.0.1"}]
+            )
         self.stopping.wait(self.startup_delay / 2)
         for run in [c for c in pod.containers if c.init]:
             if not self._start(pod, run):
@@ -785,12 +878,25 @@ class StandinK8s:
                 cwd = pod.workdir / str(run.spec.get("workingDir") or "").lstrip("/")
                 cwd.mkdir(parents=True, exist_ok=True)
                 try:
-                    run.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+                    run.proc = subprocess.Popen(
+                        argv,
+                        cwd=cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 except OSError as e:
-                    run.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": f"{e}",
-                                                "startedAt": rfc3339(), "finishedAt": rfc3339()}}
+                    run.state = {
+                        "terminated": {
+                            "exitCode": 128,
+                            "reason": "StartError",
+                            "message": f"{e}",
+                            "startedAt": rfc3339(),
+                            "finishedAt": rfc3339(),
+                        }
+                    }
                     self._event(pod, "Failed", f"Error: {e}", run.name, "Warning")
                     self._set_status(pod, **({"phase": "Running"} if not run.init else {}))
                     return True
@@ -820,9 +926,13 @@ class StandinK8s:
             code = run.proc.wait()
         reader.join(timeout=10)
         exit_code = code if code >= 0 else 128 - code
-        term: JSON = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                      "startedAt": run.state["running"]["startedAt"], "finishedAt": rfc3339(),
-                      "containerID": run.container_id}
+        term: JSON = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": run.state["running"]["startedAt"],
+            "finishedAt": rfc3339(),
+            "containerID": run.container_id,
+        }
         msg_path = pod.workdir / str(run.spec["terminationMessagePath"]).lstrip("/")
         message = msg_path.read_text(errors="replace")[:4096] if msg_path.is_file() else ""
         if not message and exit_code and run.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
@@ -834,9 +944,14 @@ class StandinK8s:
             self._set_status(pod)
 
     def _container_env(self, pod: StandinPod, spec: JSON) -> dict[str, str]:
-        env = {"PATH": f"{self._root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-               "HOME": str(pod.workdir), "HOSTNAME": pod.name, "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-               "KUBERNETES_SERVICE_PORT": self.url.rsplit(":", 1)[1], **self.base_env}
+        env = {
+            "PATH": f"{self._root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(pod.workdir),
+            "HOSTNAME": pod.name,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": self.url.rsplit(":", 1)[1],
+            **self.base_env,
+        }
         for src in spec.get("envFrom") or []:
             kind = "secret" if "secretRef" in src else "configmap"
             ref = src["secretRef"] if kind == "secret" else src["configMapRef"]

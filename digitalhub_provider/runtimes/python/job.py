@@ -46,15 +46,16 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
                 tb = traceback.format_exc()
                 raise HandlerFailed(f"handler {spec.handler!r} raised {type(exc).__name__}: {exc}", tb) from exc
             outputs, results = map_outputs(fn, returned, spec, ctx, written)
-        return RunResult(
-            run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results, logged=ctx.logged
-        )
+        return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results, logged=ctx.logged)
     except BaseException as exc:
         _cleanup(ctx, written)
         if isinstance(exc, HandlerFailed):
             message, tb = exc.args
         else:
-            message, tb = (str(exc) if isinstance(exc, DigitalHubError) else f"{type(exc).__name__}: {exc}"), traceback.format_exc()
+            message, tb = (
+                (str(exc) if isinstance(exc, DigitalHubError) else f"{type(exc).__name__}: {exc}"),
+                traceback.format_exc(),
+            )
         return RunResult(run_id=spec.run_id, state="ERROR", message=message, traceback=tb)
 
 
@@ -66,7 +67,7 @@ def _cleanup(ctx: RunnerContext, written: list[str]) -> None:
             continue  # never delete what this run did not write
         try:
             store.delete(path)
-        except Exception:  # noqa: BLE001 - best effort: the run is failing anyway
+        except Exception:
             pass
     ctx.logged.clear()
 
@@ -78,14 +79,20 @@ def compose_arguments(fn: Any, spec: RunSpec, ctx: RunnerContext) -> dict[str, A
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for name in [*spec.inputs, *spec.parameters]:
         if name not in params and not accepts_kwargs:
-            raise RunError(f"{name!r} is not an argument of handler {spec.handler!r} (its arguments: {', '.join(params) or 'none'})")
+            raise RunError(
+                f"{name!r} is not an argument of handler {spec.handler!r} "
+                f"(its arguments: {', '.join(params) or 'none'})"
+            )
     kwargs: dict[str, Any] = {}
     for name, param in params.items():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         if name == "project":
             project = Project(
-                id=spec.project, name=spec.project, kind="project", project=spec.project,
+                id=spec.project,
+                name=spec.project,
+                kind="project",
+                project=spec.project,
                 metadata=Metadata(project=spec.project, name=spec.project),
             )
             project._ctx = ctx
@@ -138,8 +145,9 @@ def map_outputs(
         names = [f"output_{i}" if len(values) > 1 else "output" for i in range(len(values))]
     outputs: dict[str, dict[str, Any]] = {}
     results: dict[str, Any] = {}
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=False):
         name = rename.get(name, name)
+        value = _plain(value)
         if _is_dataframe(value):
             outputs[name] = _dataframe_output(name, value, spec, ctx, written)
         elif isinstance(value, Entity):
@@ -157,6 +165,13 @@ def _logged(ctx: RunnerContext, entity: Entity) -> bool:
 
 def _is_dataframe(value: Any) -> bool:
     return type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (``np.int64(3)``) become the Python values they stand for."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
 
 
 def _is_primitive(value: Any) -> bool:
@@ -177,9 +192,12 @@ def _dataframe_output(name: str, df: Any, spec: RunSpec, ctx: RunnerContext, wri
     written.append(path)
     write_df(ctx, df, path)
     entity = Dataitem.build(
-        project=spec.project, name=name, kind="table", uuid=entity_id,
+        project=spec.project,
+        name=name,
+        kind="table",
+        uuid=entity_id,
         spec={"path": path, "schema": {"fields": [{"name": str(c), "type": str(t)} for c, t in df.dtypes.items()]}},
-        status={"state": "CREATED", "rows": int(len(df))},
+        status={"state": "CREATED", "rows": len(df)},
     )
     return {"type": "dataitem", "entity": entity.to_dict()}
 

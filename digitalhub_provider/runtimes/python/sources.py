@@ -40,12 +40,12 @@ def fetch_source(source: dict[str, Any], workdir: Path, ctx: Context) -> Path:
         return target
     url = str(source.get("url") or "")
     if url.startswith("git+"):
-        return _git(url[len("git+"):], workdir / "repo")
+        return _git(url[len("git+") :], workdir / "repo")
     if url.startswith("zip+"):
         archive = workdir / "source.zip"
-        inner = url[len("zip+"):]
+        inner = url[len("zip+") :]
         if inner.startswith("file://"):
-            inner = inner[len("file://"):]
+            inner = inner[len("file://") :]
         ctx.data_store(inner).download(inner, archive)
         return safe_unzip(archive, workdir / "src")
     if url.startswith(("http://", "https://")):
@@ -53,7 +53,9 @@ def fetch_source(source: dict[str, Any], workdir: Path, ctx: Context) -> Path:
         target = workdir / (name if name.endswith(".py") else name + ".py")
         ctx.data_store(url).download(url, target)
         return target
-    raise RunError(f"unsupported code_src {url!r}: use a local file, git+https://, zip+s3://, zip+file:// or http(s)://")
+    raise RunError(
+        f"unsupported code_src {url!r}: use a local file, git+https://, zip+s3://, zip+file:// or http(s)://"
+    )
 
 
 def safe_unzip(archive: Path, dest: Path) -> Path:
@@ -86,7 +88,9 @@ def _git(spec: str, dest: Path) -> Path:
 
     res = git("clone", "--quiet", url, str(dest))
     if res.returncode != 0:
-        raise RunError(f"cannot clone {url!r}: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else 'git failed'}")
+        raise RunError(
+            f"cannot clone {url!r}: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else 'git failed'}"
+        )
     if ref:
         res = git("checkout", "--quiet", ref, cwd=dest)
         if res.returncode != 0:
@@ -118,7 +122,9 @@ def load_handler(location: Path, handler: str) -> Callable[..., Any]:
             sys.modules[file.stem] = module
             spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise RunError(f"syntax error in {Path(exc.filename or '').name or 'the source'} line {exc.lineno}: {exc.msg}") from None
+        raise RunError(
+            f"syntax error in {Path(exc.filename or '').name or 'the source'} line {exc.lineno}: {exc.msg}"
+        ) from None
     except ModuleNotFoundError as exc:
         raise RunError(f"cannot import the handler's module: {exc}") from None
     fn = getattr(module, func_name, None)

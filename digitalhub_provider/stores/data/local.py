@@ -12,7 +12,7 @@ from digitalhub_provider.stores.data.base import DataStore
 
 
 def to_path(url: str) -> Path:
-    return Path(url[len("file://"):] if url.startswith("file://") else url)
+    return Path(url[len("file://") :] if url.startswith("file://") else url)
 
 
 class LocalDataStore(DataStore):

@@ -17,7 +17,7 @@ MB = 1024 * 1024
 
 
 def split_s3(url: str) -> tuple[str, str]:
-    rest = url[len("s3://"):]
+    rest = url[len("s3://") :]
     bucket, _, key = rest.partition("/")
     if not bucket:
         raise StoreError(f"malformed S3 URL {url!r}: expected s3://bucket/key")
@@ -37,9 +37,7 @@ class S3DataStore(DataStore):
             aws_access_key_id=settings.s3_access_key_id,
             aws_secret_access_key=settings.s3_secret_access_key,
             region_name=settings.s3_region or "us-east-1",
-            config=Config(
-                connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
-            ),
+            config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
         )
         self.transfer = TransferConfig(multipart_threshold=64 * MB, multipart_chunksize=64 * MB, max_concurrency=8)
 
@@ -52,7 +50,9 @@ class S3DataStore(DataStore):
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise EntityNotFoundError(f"no object at {url!r}") from None
-            raise StoreError(f"S3 refused {url!r}: {code} {exc.response.get('Error', {}).get('Message', '')}".strip()) from None
+            raise StoreError(
+                f"S3 refused {url!r}: {code} {exc.response.get('Error', {}).get('Message', '')}".strip()
+            ) from None
         except BotoCoreError as exc:
             raise StoreError(f"S3 endpoint {self.endpoint or 'AWS'} does not answer for {url!r}: {exc}") from None
 

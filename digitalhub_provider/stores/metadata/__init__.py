@@ -13,7 +13,7 @@ def open_metadata_store(url: str) -> MetadataStore:
         from digitalhub_provider.stores.metadata.sql import SQLMetadataStore
 
         if scheme == "postgres":
-            url = "postgresql" + url[len("postgres"):]
+            url = "postgresql" + url[len("postgres") :]
         return SQLMetadataStore(url)
     raise StoreError(f"unsupported metadata store URL {url.split('@')[-1]!r}: use sqlite:/// or postgresql://")
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import fcntl
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text
 from sqlalchemy import update as sa_update
@@ -118,7 +118,9 @@ class SQLMetadataStore(MetadataStore):
                 command.upgrade(cfg, "head")
                 conn.commit()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the metadata store {self._safe_url}: {exc.__class__.__name__}: {exc}") from None
+            raise StoreError(
+                f"cannot open the metadata store {self._safe_url}: {exc.__class__.__name__}: {exc}"
+            ) from None
 
     @property
     def _safe_url(self) -> str:
@@ -171,7 +173,9 @@ class SQLMetadataStore(MetadataStore):
                     .values(**{k: row[k] for k in ("kind", "state", "body", "function_name", "function_id")})
                 )
                 if res.rowcount == 0:
-                    raise EntityNotFoundError(f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}")
+                    raise EntityNotFoundError(
+                        f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}"
+                    )
 
     def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
         with self._tx(write=False) as conn:

@@ -31,9 +31,7 @@ def upgrade() -> None:
     op.create_index("ix_dh_entities_name", "dh_entities", ["project", "entity_type", "name", "pk"])
     op.create_index("ix_dh_entities_kind", "dh_entities", ["project", "entity_type", "kind", "pk"])
     op.create_index("ix_dh_entities_state", "dh_entities", ["project", "entity_type", "state", "pk"])
-    op.create_index(
-        "ix_dh_entities_function", "dh_entities", ["project", "entity_type", "function_name", "pk"]
-    )
+    op.create_index("ix_dh_entities_function", "dh_entities", ["project", "entity_type", "function_name", "pk"])
 
 
 def downgrade() -> None:

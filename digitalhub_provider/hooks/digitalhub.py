@@ -1,0 +1,100 @@
+"""DigitalHubHook: the stores of a ``digitalhub`` Airflow connection.
+
+Connection fields (all optional; an undefined ``digitalhub_default`` means the
+embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``):
+
+- ``metadata_url``: SQLAlchemy URL of the metadata store, without the password;
+- ``metadata_password``: its password (masked);
+- ``data_url``: a local folder or ``s3://bucket/prefix``;
+- ``s3_endpoint_url`` / ``s3_region``: for MinIO or another S3 API;
+- login / password: the S3 access key id and secret (the password is masked);
+- ``ui_url``: where a DigitalHub console shows runs (used by the task's extra link).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from digitalhub_provider.config import Settings
+from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
+from digitalhub_provider.sdk.context import Context
+
+class DigitalHubHook(BaseHook):
+    conn_name_attr = "digitalhub_conn_id"
+    default_conn_name = "digitalhub_default"
+    conn_type = "digitalhub"
+    hook_name = "DigitalHub"
+
+    def __init__(self, digitalhub_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.digitalhub_conn_id = digitalhub_conn_id
+        self._settings: Settings | None = None
+        self.extras: dict[str, Any] = {}
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+        }
+
+    def get_settings(self) -> Settings:
+        """The connection's settings; the embedded default when ``digitalhub_default`` is not defined."""
+        if self._settings is not None:
+            return self._settings
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        base = Settings.from_env()
+        try:
+            conn = self.get_connection(self.digitalhub_conn_id)
+        except AirflowNotFoundException:
+            if self.digitalhub_conn_id != self.default_conn_name:
+                raise AirflowNotFoundException(
+                    f"The DigitalHub connection {self.digitalhub_conn_id!r} is not defined"
+                ) from None
+            self._settings = base
+            return base
+        extra = conn.extra_dejson or {}
+        self.extras = extra
+        metadata_url = extra.get("metadata_url")
+        if metadata_url and extra.get("metadata_password"):
+            from airflow.sdk.log import mask_secret
+            from sqlalchemy.engine import make_url
+
+            mask_secret(extra["metadata_password"])
+
+            metadata_url = make_url(metadata_url).set(password=extra["metadata_password"]).render_as_string(
+                hide_password=False
+            )
+        self._settings = base.with_overrides(
+            metadata_url=metadata_url,
+            data_url=extra.get("data_url"),
+            s3_endpoint_url=extra.get("s3_endpoint_url"),
+            s3_region=extra.get("s3_region"),
+            s3_access_key_id=conn.login,
+            s3_secret_access_key=conn.password,
+        )
+        return self._settings
+
+    def get_context(self) -> Context:
+        return Context(self.get_settings())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Open the metadata store (creating its schema) and write, read and delete a probe in the data store."""
+        try:
+            ctx = self.get_context()
+            ctx.metadata.list("healthcheck", "function", limit=1)
+            probe = ctx.data_url(".probe", uuid.uuid4().hex)
+            store = ctx.data_store(probe)
+            store.write_bytes(probe, b"ok")
+            ok = store.read_bytes(probe) == b"ok"
+            store.delete(probe)
+        except Exception as exc:  # noqa: BLE001 - reported to the UI as the message
+            return False, f"{type(exc).__name__}: {exc}"
+        if not ok:
+            return False, "the data store returned other bytes than were written"
+        return True, f"Metadata store and data store {os.path.basename(ctx.data_root) or ctx.data_root} reachable"

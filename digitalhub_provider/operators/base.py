@@ -1,0 +1,246 @@
+"""What every DigitalHub operator shares: connection, run lifecycle, XCom bridge, retries, kill.
+
+Thin by design: the run's rules live in :mod:`digitalhub_provider.sdk.runs`
+(the control plane); this class picks the function, starts the run through
+the launcher, and bridges the outcome into XCom. Nothing here touches a store
+or imports a heavy library before ``execute``: DAG parsing stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from digitalhub_provider.links.run import DigitalHubRunLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context as AirflowContext
+
+    from digitalhub_provider.entities import Executable, Run
+    from digitalhub_provider.sdk.context import Context
+
+TASK_ARGUMENTS = (
+    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile", "backoff_limit",
+)  # fmt: skip
+LABEL_PREFIX = "airflow."
+
+
+class DigitalHubRunOperator(BaseOperator):
+    """Base of the runtime operators: run one action of a DigitalHub function as an Airflow task."""
+
+    entity_type = "function"
+    function_kind = "python"
+    spec_fields: Sequence[str] = ()
+    operator_extra_links = (DigitalHubRunLink(),)
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        function: str | None = None,
+        function_key: str | None = None,
+        action: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        outputs: list[str] | dict[str, str] | None = None,
+        values: list[str] | None = None,
+        local_execution: bool = True,
+        node_selector: list[dict[str, Any]] | dict[str, str] | None = None,
+        volumes: list[dict[str, Any]] | None = None,
+        resources: dict[str, Any] | None = None,
+        affinity: dict[str, Any] | None = None,
+        tolerations: list[dict[str, Any]] | None = None,
+        envs: list[dict[str, Any]] | None = None,
+        secrets: list[str] | None = None,
+        profile: str | None = None,
+        backoff_limit: int | None = None,
+        labels: list[str] | None = None,
+        digitalhub_conn_id: str = "digitalhub_default",
+        **kwargs: Any,
+    ) -> None:
+        if backoff_limit is not None and "retries" not in kwargs:
+            # DigitalHub's backoff_limit is Airflow's retries, with exponential backoff.
+            kwargs["retries"] = backoff_limit
+            kwargs.setdefault("retry_exponential_backoff", 2.0)
+        super().__init__(**kwargs)
+        self.project = project
+        self.function = function
+        self.function_key = function_key
+        self.action = action
+        self.inputs = inputs
+        self.parameters = parameters
+        self.outputs = outputs
+        self.values = values
+        self.local_execution = local_execution
+        self.node_selector = node_selector
+        self.volumes = volumes
+        self.task_resources = resources  # BaseOperator.resources means Airflow's own Resources
+        self.affinity = affinity
+        self.tolerations = tolerations
+        self.envs = envs
+        self.secrets = secrets
+        self.profile = profile
+        self.backoff_limit = backoff_limit
+        self.labels = labels
+        self.digitalhub_conn_id = digitalhub_conn_id
+        self.run_link = ""
+        self._run: Run | None = None
+        self._ctx: Context | None = None
+        self._proc: Any = None
+
+    # -- the function ---------------------------------------------------------------------------
+    def function_spec(self) -> dict[str, Any]:
+        """The spec the DAG gives (empty when the task names an existing function)."""
+        return {f: getattr(self, f) for f in self.spec_fields if getattr(self, f, None) is not None}
+
+    def has_source(self, spec: dict[str, Any]) -> bool:
+        return bool(spec.get("code") or spec.get("code_src") or spec.get("base64"))
+
+    def resolve_function(self, ctx: Context) -> Executable:
+        """The function to run: by key, by name, or created from the DAG's spec (a new
+        version only when the spec changed, so reruns make no new versions)."""
+        from digitalhub_provider.entities import ENTITY_CLASSES
+        from digitalhub_provider.entities.specs import validate_spec
+        from digitalhub_provider.errors import EntityNotFoundError
+        from digitalhub_provider.sdk import crud
+
+        cls = ENTITY_CLASSES[self.entity_type]
+        if self.function_key:
+            return crud.get_entity(cls, self.function_key, ctx=ctx)  # type: ignore[return-value]
+        name = self.function or self.task_id
+        spec = self.function_spec()
+        if not self.has_source(spec):
+            try:
+                return crud.get_entity(cls, name, project=self.project, ctx=ctx)  # type: ignore[return-value]
+            except EntityNotFoundError:
+                raise EntityNotFoundError(
+                    f"{self.entity_type} {name!r} does not exist in project {self.project!r} and the task gives "
+                    "no spec to create it (code_src, code or base64)"
+                ) from None
+        clean = validate_spec(self.entity_type, self.function_kind, spec)
+        try:
+            latest = crud.get_entity(cls, name, project=self.project, ctx=ctx)
+            if latest.kind == self.function_kind and latest.spec == clean:
+                return latest  # type: ignore[return-value]
+        except EntityNotFoundError:
+            pass
+        return crud.new_entity(cls, project=self.project, name=name, kind=self.function_kind, ctx=ctx, **spec)  # type: ignore[return-value]
+
+    # -- labels, stale runs -----------------------------------------------------------------------
+    def run_labels(self, context: AirflowContext) -> list[str]:
+        ti = context["ti"]
+        return [
+            *(self.labels or []),
+            f"{LABEL_PREFIX}dag_id={ti.dag_id}",
+            f"{LABEL_PREFIX}run_id={ti.run_id}",
+            f"{LABEL_PREFIX}task_id={ti.task_id}",
+            f"{LABEL_PREFIX}map_index={getattr(ti, 'map_index', -1)}",
+            f"{LABEL_PREFIX}try_number={ti.try_number}",
+        ]
+
+    def mark_stale_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> None:
+        """A run of an earlier try of this task instance still CREATED..RUNNING lost its worker:
+        set it ERROR so that no run stays RUNNING for ever."""
+        from digitalhub_provider.entities import Run, State
+        from digitalhub_provider.sdk.runs import set_state
+
+        mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
+        for data in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200):
+            run = Run.from_dict(data, ctx)
+            if State(run.state).final or not mine <= set(run.metadata.labels or []):
+                continue
+            stale_try = next((lab.split("=", 1)[1] for lab in run.metadata.labels or [] if "try_number=" in lab), "?")
+            set_state(ctx, run, State.ERROR, f"the worker running try {stale_try} stopped before the run finished")
+            if run.status.get("pid") and run.status.get("host") == os.uname().nodename:
+                from digitalhub_provider.launchers.local import kill_group
+
+                kill_group(int(run.status.get("pid")))
+
+    # -- execution ----------------------------------------------------------------------------------
+    def task_arguments(self) -> dict[str, Any]:
+        values = {a: getattr(self, "task_resources" if a == "resources" else a) for a in TASK_ARGUMENTS}
+        return {a: v for a, v in values.items() if v is not None}
+
+    def execute(self, context: AirflowContext) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException
+
+        from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+        from digitalhub_provider.sdk.context import use_context
+        from digitalhub_provider.sdk.runs import prepare_run
+
+        hook = DigitalHubHook(self.digitalhub_conn_id)
+        ctx = hook.get_context()
+        self._ctx = ctx
+        labels = self.run_labels(context)
+        with use_context(ctx):
+            try:
+                fn = self.resolve_function(ctx)
+                self.mark_stale_runs(ctx, fn, labels)
+                run = prepare_run(
+                    fn, action=self.action, inputs=self.inputs, parameters=self.parameters, outputs=self.outputs,
+                    values=self.values, local_execution=self.local_execution, labels=labels, ctx=ctx,
+                    **self.task_arguments(),
+                )  # fmt: skip
+            except DigitalHubError as exc:
+                raise AirflowException(str(exc)) from None
+            self._run = run
+            self.run_link = self._link(hook, run)
+            self.log.info("DigitalHub run %s (function %s)", run.key, fn.key)
+            run = self.launch(ctx, fn, run)
+        if run.state != "COMPLETED":
+            raise AirflowException(f"DigitalHub run {run.key} ended {run.state}: {run.status.message}")
+        return self.push_xcom(context, run)
+
+    def launch(self, ctx: Context, fn: Executable, run: Run) -> Run:
+        """Run it with the local launcher; the Kubernetes launcher overrides this."""
+        from digitalhub_provider.entities import State
+        from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.sdk.runs import build_run, finish_run, set_state, start_local, write_runspec
+
+        try:
+            python = build_run(run, fn, ctx, log=self.log.info)
+            url = write_runspec(run, fn, ctx)
+        except DigitalHubError as exc:
+            return set_state(ctx, run, State.ERROR, str(exc))
+        self._proc = start_local(run, python, url, ctx, on_line=self._log_line)
+        try:
+            code = self._proc.wait()
+        except BaseException as exc:  # execution_timeout, or the task being killed
+            self._proc.kill()
+            finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
+            raise
+        return finish_run(run, ctx, exit_code=code)
+
+    def _log_line(self, line: str) -> None:
+        self.log.info("%s", line)
+
+    def push_xcom(self, context: AirflowContext, run: Run) -> dict[str, Any]:
+        """One XCom per output name (the entity key) and per result name (the value), plus the summary."""
+        ti = context["ti"]
+        outputs: dict[str, str] = run.status.get("outputs") or {}
+        results: dict[str, Any] = run.status.get("results") or {}
+        for name, value in {**outputs, **results}.items():
+            ti.xcom_push(key=name, value=value)
+        return {"run_id": run.id, "run_key": run.key, "state": run.state, "outputs": outputs, "results": results}
+
+    def on_kill(self) -> None:
+        """Stop the run: its process is killed and it is set STOPPED."""
+        from digitalhub_provider.sdk.runs import stop_run
+
+        if self._run is not None:
+            self._run._ctx = self._ctx
+            stop_run(self._run)
+        elif self._proc is not None:
+            self._proc.kill()
+
+    def _link(self, hook: Any, run: Run) -> str:
+        ui = (hook.extras or {}).get("ui_url")
+        if ui:
+            return f"{ui.rstrip('/')}/#/projects/{run.project}/runs/{run.id}"
+        assert self._ctx is not None
+        url = self._ctx.run_url(run.id, "")
+        return url if "://" in url else f"file://{url}"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: set up, lint, type-check, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-env.sh
+.venv/bin/ruff check digitalhub_provider tests dags bench
+.venv/bin/ruff format --check digitalhub_provider tests dags bench
+.venv/bin/mypy digitalhub_provider
+# Runtime virtualenvs built by the tests are cached here between runs.
+export DIGITALHUB_TEST_ENVS_DIR=${DIGITALHUB_TEST_ENVS_DIR:-${TMPDIR:-/tmp}/dh-test-envs}
+exec .venv/bin/python -m pytest -p no:cacheprovider -q "$@"
