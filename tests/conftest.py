@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +17,34 @@ import pytest
 from tests.servers import moto_server, postgres_server
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration when first imported: give the whole session a
+# throw-away AIRFLOW_HOME (SQLite) before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="dh-test-airflow-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, True)
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        # Two bundles: the example DAGs, and the test-only DAGs (bad input, secrets).
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": path}}
+                for name, path in (("dags-folder", str(REPO / "dags")), ("test-dags", str(REPO / "tests" / "dags")))
+            ]
+        ),
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """Airflow's metadata database, migrated once for the session."""
+    res = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return _AIRFLOW_HOME
 
 
 @pytest.fixture(autouse=True)

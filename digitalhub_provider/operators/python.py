@@ -71,7 +71,7 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         return spec
 
     def execute(self, context: AirflowContext) -> dict[str, Any]:
-        dag = context.get("dag") or getattr(self, "dag", None)
+        dag = context.get("dag") or (self.dag if self.has_dag() else None)
         fileloc = getattr(dag, "fileloc", None)
         self._dag_folder = os.path.dirname(fileloc) if fileloc else None
         return super().execute(context)

@@ -1,0 +1,245 @@
+"""PythonRuntimeOperator and DigitalHubHook: bad input, secrets, stale runs, kill, provider metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import digitalhub_provider as dh
+from tests.airflow_helpers import load_dag, task_states, xcoms
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+TEST_DAGS = Path(__file__).parent / "dags"
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("unknown_connection", "The DigitalHub connection 'no_such_connection' is not defined"),
+        ("missing_function", "function 'ghost' does not exist in project 'demo' and the task gives no spec"),
+        ("template_bad_key", "malformed key 'store://demo/oops'"),
+        ("invalid_resources", "field 'resources': Input should be a valid dictionary"),
+        ("invalid_backoff", "field 'tolerations'"),
+        ("missing_input", "input 'di': store://demo/dataitem/table/nothing-here not found"),
+    ],
+)
+def test_bad_input_fails_the_task_before_any_process(case: str, words: str, capfd: pytest.CaptureFixture[str]) -> None:
+    module_dags = _bad_dags()
+    dr = module_dags[case].test()
+    out = capfd.readouterr()
+    assert str(dr.state) == "failed"
+    assert words in out.out + out.err
+    assert [r.status.state for r in dh.list_runs("demo")] == []  # no run created, none left RUNNING
+
+
+def _bad_dags() -> dict[str, Any]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs_dags", TEST_DAGS / "bad_inputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dags  # type: ignore[no-any-return]
+
+
+def test_secrets_stay_out_of_logs_xcom_templates_and_runspec(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    secret = "s3cr3t-Value-9f8e7d"
+    bucket = "dh-secrets-test"
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="ak-test", aws_secret_access_key=secret,
+                      region_name="us-east-1")  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    conn = {
+        "conn_type": "digitalhub", "login": "ak-test", "password": secret,
+        "extra": {"data_url": f"s3://{bucket}/data", "s3_endpoint_url": s3_endpoint},
+    }  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DH_S3", json.dumps(conn))
+    dr = load_dag("secrets.py", TEST_DAGS).test()
+    out = capfd.readouterr()
+    assert str(dr.state) == "success", task_states(dr)
+    logs = out.out + out.err
+    assert "environment has" in logs and "DIGITALHUB_S3_SECRET_ACCESS_KEY" in logs  # the runner got it...
+    assert secret not in logs  # ...but its value is never printed
+    values = xcoms("secrets_on_s3", dr.run_id)
+    assert values and secret not in json.dumps(list(values.values()), default=str)
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rendered = [r.rendered_fields for r in session.scalars(select(RTIF).where(RTIF.dag_id == "secrets_on_s3"))]
+    assert rendered and secret not in json.dumps(rendered, default=str)
+    run_id = values[("task", "return_value")]["run_id"]
+    runspec = s3.get_object(Bucket=bucket, Key=f"data/runs/{run_id}/runspec.json")["Body"].read().decode()
+    assert secret not in runspec and "ak-test" not in runspec
+    table = values[("task", "table")]
+    assert table.startswith("store://demo/dataitem/table/table:")
+
+
+def _context(task: Any, try_number: int = 1) -> dict[str, Any]:
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(
+        dag_id="manual_dag", run_id="manual_run", task_id=task.task_id, map_index=-1, try_number=try_number,
+        xcom_push=lambda key, value: pushed.__setitem__(key, value), pushed=pushed,
+    )  # fmt: skip
+    return {"ti": ti, "dag": None}
+
+
+SLOW = "import time\n\ndef h():\n    print('sleeping', flush=True)\n    time.sleep(60)\n"
+
+
+def test_on_kill_kills_the_process_and_stops_the_run() -> None:
+    from digitalhub_provider.operators import PythonRuntimeOperator
+
+    op = PythonRuntimeOperator(task_id="slow", project="demo", code=SLOW, handler="h", python_version="PYTHON3_11")
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            op.execute(_context(op))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while (op._proc is None or "sleeping" not in op._proc.log_path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert op._proc is not None, errors
+    pid = op._proc.pid
+    op.on_kill()
+    thread.join(30)
+    assert not thread.is_alive()
+    run = dh.list_runs("demo")[0]
+    assert run.status.state == "STOPPED"
+    assert errors and "ended STOPPED" in str(errors[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_retry_after_a_worker_crash_marks_the_stale_run_error() -> None:
+    from digitalhub_provider.operators import PythonRuntimeOperator
+    from digitalhub_provider.sdk.runs import prepare_run, set_state
+
+    op = PythonRuntimeOperator(task_id="t", project="demo", code="def h():\n    return 7\n", handler="h",
+                               python_version="PYTHON3_11")  # fmt: skip
+    # try 1: the run was started, then the worker died (a process that is still alive, and a RUNNING run)
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    from digitalhub_provider.entities import State
+    from digitalhub_provider.sdk.context import get_context
+
+    ctx = get_context()
+    fn = op.resolve_function(ctx)
+    labels = op.run_labels(_context(op, try_number=1))
+    stale = prepare_run(fn, labels=labels, ctx=ctx)
+    set_state(ctx, stale, State.RUNNING, pid=orphan.pid, host=os.uname().nodename)
+    # try 2 runs normally
+    ctx2 = _context(op, try_number=2)
+    summary = op.execute(ctx2)
+    assert summary["state"] == "COMPLETED" and ctx2["ti"].pushed["output"] == 7
+    stale_now = dh.get_run(stale.key)
+    assert stale_now.status.state == "ERROR"
+    assert "the worker running try 1 stopped before the run finished" in stale_now.status.message
+    assert orphan.wait(timeout=15) == -signal.SIGTERM
+    assert sorted(r.status.state for r in dh.list_runs("demo")) == ["COMPLETED", "ERROR"]
+
+
+def test_backoff_limit_becomes_retries_unless_the_author_set_them() -> None:
+    from digitalhub_provider.operators import PythonRuntimeOperator
+
+    op = PythonRuntimeOperator(task_id="a", project="demo", function="f", backoff_limit=4)
+    assert op.retries == 4 and op.retry_exponential_backoff
+    op = PythonRuntimeOperator(task_id="b", project="demo", function="f", backoff_limit=4, retries=1)
+    assert op.retries == 1
+    assert op.task_arguments() == {"backoff_limit": 4}
+
+
+def test_relative_code_src_resolves_against_the_dag_folder() -> None:
+    dag = load_dag("world_cities.py")
+    task = dag.get_task("download")
+    task._dag_folder = str(Path(dag.fileloc).parent)
+    assert task.function_spec()["code_src"] == str(Path(dag.fileloc).parent / "src" / "cities.py")
+
+
+def test_hook_embedded_default_connection_and_test_connection(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, dh_home: Path
+) -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+
+    hook = DigitalHubHook()
+    settings = hook.get_settings()
+    assert settings.metadata_url == f"sqlite:///{dh_home / 'metadata.db'}" and settings.data_url == str(dh_home / "data")
+    assert hook.test_connection()[0] is True
+    with pytest.raises(AirflowNotFoundException, match="'nope' is not defined"):
+        DigitalHubHook("nope").get_settings()
+
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="k", aws_secret_access_key="s",
+                 region_name="us-east-1").create_bucket(Bucket="hook-bucket")  # fmt: skip
+    good = {"conn_type": "digitalhub", "login": "k", "password": "s",
+            "extra": {"data_url": "s3://hook-bucket/x", "s3_endpoint_url": s3_endpoint,
+                      "metadata_url": f"sqlite:///{dh_home / 'other.db'}"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DH_GOOD", json.dumps(good))
+    ok, message = DigitalHubHook("dh_good").test_connection()
+    assert ok, message
+    bad = dict(good, extra={**good["extra"], "s3_endpoint_url": "http://127.0.0.1:9"})
+    monkeypatch.setenv("AIRFLOW_CONN_DH_BAD", json.dumps(bad))
+    ok, message = DigitalHubHook("dh_bad").test_connection()
+    assert not ok and "does not answer" in message
+
+
+def test_metadata_password_goes_into_the_url_only_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+
+    conn = {"conn_type": "digitalhub", "extra": {"metadata_url": "postgresql+psycopg2://dh@db:5432/dh",
+                                                   "metadata_password": "pg-pass-123"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DH_PG", json.dumps(conn))
+    settings = DigitalHubHook("dh_pg").get_settings()
+    assert settings.metadata_url == "postgresql+psycopg2://dh:pg-pass-123@db:5432/dh"
+    assert "pg-pass-123" not in repr(settings).replace(settings.metadata_url, "")
+
+
+def test_provider_is_registered_with_its_connection_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    pm = ProvidersManager()
+    assert "airflow-provider-digitalhub" in pm.providers
+    assert "digitalhub" in pm.hooks
+    widgets = pm.connection_form_widgets
+    assert "extra__digitalhub__metadata_url" in widgets and "extra__digitalhub__data_url" in widgets
+    assert widgets["extra__digitalhub__metadata_password"].is_sensitive
+    behaviour = pm.field_behaviours["digitalhub"]
+    assert behaviour["relabeling"]["password"] == "S3 secret access key"
+
+
+def test_importing_the_operators_stays_light() -> None:
+    """What a DAG file imports from us adds no heavy library to what airflow.sdk already loads."""
+    code = (
+        "import sys\n"
+        "from airflow.sdk import DAG, BaseOperator, Param\n"
+        "before = set(sys.modules)\n"
+        "import digitalhub_provider, digitalhub_provider.operators\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "heavy = {'pandas', 'pyarrow', 'boto3', 'botocore', 'kubernetes', 'kfp', 'mlrun', 'sqlalchemy', 'alembic', 'yaml'}\n"
+        "import json; print(json.dumps([sorted(new & heavy), sorted(new)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, new = json.loads(out.stdout)
+    assert heavy == []
+    assert set(new) <= {"airflow", "digitalhub_provider"}
