@@ -31,7 +31,11 @@ os.environ.update(
         # Two bundles: the example DAGs, and the test-only DAGs (bad input, secrets).
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
             [
-                {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": path}}
+                {
+                    "name": name,
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": path},
+                }
                 for name, path in (("dags-folder", str(REPO / "dags")), ("test-dags", str(REPO / "tests" / "dags")))
             ]
         ),

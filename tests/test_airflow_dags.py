@@ -26,7 +26,9 @@ def test_world_cities_flow_outputs_lineage_and_xcom(dh_home: Path) -> None:
     df = processed.as_df()
     assert len(df) == 45 and df.iloc[0]["name"] == "Tokyo" and "population_millions" in df.columns
     download_run = next(r for r in runs if "world-cities" in (r.status.get("outputs") or {}))
-    assert {"type": "produced_by", "dest": download_run.key} in [r.model_dump() for r in processed.metadata.relationships]
+    assert {"type": "produced_by", "dest": download_run.key} in [
+        r.model_dump() for r in processed.metadata.relationships
+    ]
 
     x = xcoms("world_cities", dr.run_id)
     assert x[("download", "world-cities")] == processed.key

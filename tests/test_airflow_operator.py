@@ -183,7 +183,9 @@ def test_hook_embedded_default_connection_and_test_connection(
 
     hook = DigitalHubHook()
     settings = hook.get_settings()
-    assert settings.metadata_url == f"sqlite:///{dh_home / 'metadata.db'}" and settings.data_url == str(dh_home / "data")
+    assert settings.metadata_url == f"sqlite:///{dh_home / 'metadata.db'}" and settings.data_url == str(
+        dh_home / "data"
+    )
     assert hook.test_connection()[0] is True
     with pytest.raises(AirflowNotFoundException, match="'nope' is not defined"):
         DigitalHubHook("nope").get_settings()

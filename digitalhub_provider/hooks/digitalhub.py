@@ -23,6 +23,7 @@ from digitalhub_provider.config import Settings
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
 from digitalhub_provider.sdk.context import Context
 
+
 class DigitalHubHook(BaseHook):
     conn_name_attr = "digitalhub_conn_id"
     default_conn_name = "digitalhub_default"
@@ -67,8 +68,8 @@ class DigitalHubHook(BaseHook):
 
             mask_secret(extra["metadata_password"])
 
-            metadata_url = make_url(metadata_url).set(password=extra["metadata_password"]).render_as_string(
-                hide_password=False
+            metadata_url = (
+                make_url(metadata_url).set(password=extra["metadata_password"]).render_as_string(hide_password=False)
             )
         self._settings = base.with_overrides(
             metadata_url=metadata_url,
