@@ -94,7 +94,7 @@ class DigitalHubHook(BaseHook):
             store.write_bytes(probe, b"ok")
             ok = store.read_bytes(probe) == b"ok"
             store.delete(probe)
-        except Exception as exc:  # noqa: BLE001 - reported to the UI as the message
+        except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         if not ok:
             return False, "the data store returned other bytes than were written"

@@ -19,7 +19,8 @@ from digitalhub_provider.links.run import DigitalHubRunLink
 if TYPE_CHECKING:
     from airflow.sdk import Context as AirflowContext
 
-    from digitalhub_provider.entities import Executable, Run
+    from digitalhub_provider.entities import Run
+    from digitalhub_provider.entities.executable import Executable
     from digitalhub_provider.sdk.context import Context
 
 TASK_ARGUMENTS = (

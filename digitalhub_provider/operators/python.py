@@ -66,8 +66,9 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         if self.has_source(spec):
             spec.setdefault("python_version", f"PYTHON3_{sys.version_info.minor}")
         src = spec.get("code_src")
-        if src and "://" not in src and not os.path.isabs(src) and getattr(self, "_dag_folder", None):
-            spec["code_src"] = os.path.join(self._dag_folder, src)
+        folder = getattr(self, "_dag_folder", None)
+        if src and folder and "://" not in src and not os.path.isabs(src):
+            spec["code_src"] = os.path.join(folder, src)
         return spec
 
     def execute(self, context: AirflowContext) -> dict[str, Any]:
