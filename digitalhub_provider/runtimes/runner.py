@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from datetime import datetime, timezone
 
 from digitalhub_provider.config import Settings
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
+from digitalhub_provider.runtimes.registry import RUNNERS
 
 
 def _now() -> str:
@@ -19,12 +21,11 @@ def run_from_url(url: str) -> int:
     spec = RunSpec.from_json(ctx.data_store(url).read_bytes(url))
     started = _now()
     try:
-        if spec.runtime == "python":
-            from digitalhub_provider.runtimes.python.job import run_job
-
-            result = run_job(spec, ctx)
+        module = RUNNERS.get((spec.runtime, spec.action))
+        if module is None:
+            result = RunResult(run_id=spec.run_id, state="ERROR", message=f"no runner for {spec.runtime}+{spec.action}")
         else:
-            result = RunResult(run_id=spec.run_id, state="ERROR", message=f"unknown runtime {spec.runtime!r}")
+            result = importlib.import_module(module).run_job(spec, ctx)
     except BaseException as exc:  # the result must be written whatever happened
         result = RunResult(
             run_id=spec.run_id,

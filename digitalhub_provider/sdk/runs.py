@@ -30,6 +30,7 @@ from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFo
 from digitalhub_provider.launchers.envs import ensure_environment
 from digitalhub_provider.launchers.local import LocalProcess, kill_group
 from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RUNSPEC_FILE, RunResult, RunSpec
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, environment_of, source_fields
 from digitalhub_provider.sdk import crud
 from digitalhub_provider.sdk.context import Context
 
@@ -161,15 +162,16 @@ def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) 
 # -- build, RunSpec, launch -------------------------------------------------------------------
 def build_run(run: Run, fn: Executable, ctx: Context, log: Any = print) -> str:
     """Ready the runtime environment; return the interpreter (BUILT)."""
-    spec = fn.spec
     envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
-    python = ensure_environment(envs_dir, spec.get("python_version", "PYTHON3_11"), spec.get("requirements"), log=log)
+    python_version, requirements = environment_of(fn.kind, fn.spec)
+    python = ensure_environment(envs_dir, python_version, requirements, log=log)
     set_state(ctx, run, State.BUILT)
     return python
 
 
 def source_of(fn: Executable) -> dict[str, Any]:
-    spec = fn.spec
+    """How the runner gets the code: inline (code, base64, a local file read now) or a URL it fetches."""
+    spec = source_fields(fn.kind, fn.spec)
     if spec.get("code"):
         return {"inline": {"filename": "main.py", "base64": base64.b64encode(spec["code"].encode()).decode()}}
     if spec.get("base64"):
@@ -371,19 +373,16 @@ def run_executable(
 ) -> Run:
     ctx = fn.ctx
     run = prepare_run(fn, action=action, ctx=ctx, **kwargs)
-    if fn.kind != "python":
-        return set_state(ctx, run, State.ERROR, f"the {fn.kind} runtime is not available in this version")
+    run_action = run.kind.split(":")[0].split("+")[1]
+    if run_action != BUILD_ACTION and (fn.kind, run_action) not in RUNNERS:
+        return set_state(ctx, run, State.ERROR, f"action {run_action!r} of {fn.kind} is not available in this version")
     sink = on_log if on_log is not None else _print_line
     try:
         python = build_run(run, fn, ctx, log=sink)
     except DigitalHubError as exc:
         return set_state(ctx, run, State.ERROR, str(exc))
-    if run.kind.startswith("python+build"):
+    if run_action == BUILD_ACTION:
         return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
-    if run.kind.split(":")[0] != "python+job":
-        return set_state(
-            ctx, run, State.ERROR, f"action {run.kind.split('+')[1].split(':')[0]!r} is not available in this version"
-        )
     try:
         url = write_runspec(run, fn, ctx)
     except DigitalHubError as exc:

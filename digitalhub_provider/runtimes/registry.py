@@ -1,0 +1,44 @@
+"""Which runtimes exist, what their runs execute, and which environment they need.
+
+Kept free of imports: the control plane reads it without loading any runtime
+library (kfp and mlrun live only in their own environments, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+# (kind of the function or workflow, action) -> module whose ``run_job(spec, ctx)`` runs inside the runner
+RUNNERS: dict[tuple[str, str], str] = {
+    ("python", "job"): "digitalhub_provider.runtimes.python.job",
+    ("mlrun", "job"): "digitalhub_provider.runtimes.mlrun.job",
+    ("kfp", "pipeline"): "digitalhub_provider.runtimes.kfp.job",
+}
+BUILD_ACTION = "build"
+
+MLRUN_PYTHON = "PYTHON3_11"
+MLRUN_REQUIREMENTS = ["mlrun==1.12.1"]
+KFP_REQUIREMENTS = ["kfp==2.17.3"]
+
+
+def current_python() -> str:
+    return f"PYTHON3_{sys.version_info.minor}"
+
+
+def environment_of(kind: str, spec: dict[str, Any]) -> tuple[str, list[str]]:
+    """The (python version, requirements) of the environment a runtime's runner needs."""
+    extra = list(spec.get("requirements") or [])
+    if kind == "mlrun":
+        return MLRUN_PYTHON, [*MLRUN_REQUIREMENTS, *extra]
+    if kind == "kfp":
+        return current_python(), [*KFP_REQUIREMENTS, *extra]
+    return spec.get("python_version") or current_python(), extra
+
+
+def source_fields(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """``code`` / ``base64`` / ``code_src`` of a spec (mlrun keeps them in its ``source`` dictionary)."""
+    if kind == "mlrun":
+        source = spec.get("source") or {}
+        return {"code": source.get("code"), "base64": source.get("base64"), "code_src": source.get("source")}
+    return {"code": spec.get("code"), "base64": spec.get("base64"), "code_src": spec.get("code_src")}
