@@ -23,6 +23,8 @@ ENV_S3_KEY = "DIGITALHUB_S3_ACCESS_KEY_ID"
 ENV_S3_SECRET = "DIGITALHUB_S3_SECRET_ACCESS_KEY"
 ENV_S3_REGION = "DIGITALHUB_S3_REGION"
 ENV_ENVS_DIR = "DIGITALHUB_ENVS_DIR"
+ENV_METADATA_PASSWORD = "DIGITALHUB_METADATA_PASSWORD"  # set from a Kubernetes secret in pods
+ENV_TEE_LOGS = "DIGITALHUB_TEE_LOGS"  # the runner also uploads its own output (pods)
 
 
 def default_home() -> Path:
@@ -45,8 +47,11 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get(ENV_HOME) or Path.home() / ".digitalhub").expanduser()
+        metadata_url = env.get(ENV_METADATA_URL) or f"sqlite:///{home / 'metadata.db'}"
+        if env.get(ENV_METADATA_PASSWORD):
+            metadata_url = with_password(metadata_url, env[ENV_METADATA_PASSWORD])
         return cls(
-            metadata_url=env.get(ENV_METADATA_URL) or f"sqlite:///{home / 'metadata.db'}",
+            metadata_url=metadata_url,
             data_url=env.get(ENV_DATA_URL) or str(home / "data"),
             s3_endpoint_url=env.get(ENV_S3_ENDPOINT) or env.get("S3_ENDPOINT_URL") or None,
             s3_access_key_id=env.get(ENV_S3_KEY) or env.get("AWS_ACCESS_KEY_ID") or None,
@@ -70,3 +75,20 @@ class Settings:
             ENV_ENVS_DIR: self.envs_dir,
         }
         return {k: v for k, v in pairs.items() if v}
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` (a SQLAlchemy URL) with ``password`` set."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """(``url`` without its password, the password): what may go in plain text, and what may not."""
+    if not url.startswith(("postgresql", "postgres", "mysql")):
+        return url, None
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.set(password=None).render_as_string(hide_password=False), parsed.password

@@ -113,7 +113,7 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         assert greet.spec["parameters"] == {"name": "Ada", "times": 2, "shout": True}
         leaders = [p.pid for p in af.procs.values()]
 
-    print(f"stopped after {time.monotonic() - started:.1f}s; {len(af.tracked)} processes tracked")
+    print(f"stopped after {time.monotonic() - started:.1f}s ({af.stop_seconds}); {len(af.tracked)} processes tracked")
     assert af.left_behind == [], f"processes left behind: {af.left_behind}"
     assert all(proc.returncode is not None for proc in af.procs.values())
     for pid in leaders:

@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from digitalhub_provider.config import Settings
+from digitalhub_provider.config import Settings, with_password
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
 from digitalhub_provider.sdk.context import Context
 
@@ -64,13 +64,9 @@ class DigitalHubHook(BaseHook):
         metadata_url = extra.get("metadata_url")
         if metadata_url and extra.get("metadata_password"):
             from airflow.sdk.log import mask_secret
-            from sqlalchemy.engine import make_url
 
             mask_secret(extra["metadata_password"])
-
-            metadata_url = (
-                make_url(metadata_url).set(password=extra["metadata_password"]).render_as_string(hide_password=False)
-            )
+            metadata_url = with_password(metadata_url, extra["metadata_password"])
         self._settings = base.with_overrides(
             metadata_url=metadata_url,
             data_url=extra.get("data_url"),

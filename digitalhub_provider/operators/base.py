@@ -48,7 +48,7 @@ class DigitalHubRunOperator(BaseOperator):
         parameters: dict[str, Any] | None = None,
         outputs: list[str] | dict[str, str] | None = None,
         values: list[str] | None = None,
-        local_execution: bool = True,
+        local_execution: bool | None = None,
         node_selector: list[dict[str, Any]] | dict[str, str] | None = None,
         volumes: list[dict[str, Any]] | None = None,
         resources: dict[str, Any] | None = None,
@@ -60,6 +60,8 @@ class DigitalHubRunOperator(BaseOperator):
         backoff_limit: int | None = None,
         labels: list[str] | None = None,
         digitalhub_conn_id: str = "digitalhub_default",
+        deferrable: bool = False,
+        run_as_root: bool = False,
         **kwargs: Any,
     ) -> None:
         if backoff_limit is not None and "retries" not in kwargs:
@@ -87,7 +89,10 @@ class DigitalHubRunOperator(BaseOperator):
         self.backoff_limit = backoff_limit
         self.labels = labels
         self.digitalhub_conn_id = digitalhub_conn_id
+        self.deferrable = deferrable
+        self.run_as_root = run_as_root
         self.run_link = ""
+        self._kpo: Any = None
         self._run: Run | None = None
         self._ctx: Context | None = None
         self._proc: Any = None
@@ -165,36 +170,137 @@ class DigitalHubRunOperator(BaseOperator):
         values = {a: getattr(self, "task_resources" if a == "resources" else a) for a in TASK_ARGUMENTS}
         return {a: v for a, v in values.items() if v is not None}
 
-    def execute(self, context: AirflowContext) -> dict[str, Any]:
+    def use_kubernetes(self, hook: Any) -> bool:
+        """``local_execution=False`` runs in a pod; unset, the connection's ``launcher`` decides (default local)."""
+        if self.local_execution is not None:
+            return not self.local_execution
+        return str((hook.extras or {}).get("launcher", "local")).lower() == "kubernetes"
+
+    def adopt_run(self, ctx: Context, fn: Executable, labels: list[str]) -> Run | None:
+        """An unfinished run of an earlier try (or of this try, on re-entry from a deferral) of this
+        task instance: on Kubernetes its pod may still be running, and KubernetesPodOperator
+        reattaches to it instead of starting a second one."""
+        from digitalhub_provider.entities import Run, State
+
+        mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
+        for data in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200):
+            run = Run.from_dict(data, ctx)
+            if not State(run.state).final and mine <= set(run.metadata.labels or []):
+                return run
+        return None
+
+    def _start(self, context: AirflowContext) -> tuple[Any, Context, Executable, Run, bool]:
+        """Connection, function and run (created, or adopted), validated before anything starts."""
         from airflow.sdk.exceptions import AirflowException
 
         from digitalhub_provider.errors import DigitalHubError
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
-        from digitalhub_provider.sdk.context import use_context
         from digitalhub_provider.sdk.runs import prepare_run
 
         hook = DigitalHubHook(self.digitalhub_conn_id)
         ctx = hook.get_context()
         self._ctx = ctx
         labels = self.run_labels(context)
-        with use_context(ctx):
-            try:
-                fn = self.resolve_function(ctx)
+        kubernetes = self.use_kubernetes(hook)
+        try:
+            fn = self.resolve_function(ctx)
+            run = self.adopt_run(ctx, fn, labels) if kubernetes else None
+            if run is not None:
+                self.log.info("Reattaching to DigitalHub run %s (state %s)", run.key, run.state)
+            else:
                 self.mark_stale_runs(ctx, fn, labels)
                 run = prepare_run(
                     fn, action=self.action, inputs=self.inputs, parameters=self.parameters, outputs=self.outputs,
-                    values=self.values, local_execution=self.local_execution, labels=labels, ctx=ctx,
+                    values=self.values, local_execution=not kubernetes, labels=labels, ctx=ctx,
                     **self.task_arguments(),
                 )  # fmt: skip
-            except DigitalHubError as exc:
-                raise AirflowException(str(exc)) from None
-            self._run = run
-            self.run_link = self._link(hook, run)
-            self.log.info("DigitalHub run %s (function %s)", run.key, fn.key)
-            run = self.launch(ctx, fn, run)
+        except DigitalHubError as exc:
+            raise AirflowException(str(exc)) from None
+        self._run = run
+        self.run_link = self._link(hook, run)
+        return hook, ctx, fn, run, kubernetes
+
+    def execute(self, context: AirflowContext) -> dict[str, Any]:
+        from digitalhub_provider.sdk.context import use_context
+
+        hook, ctx, fn, run, kubernetes = self._start(context)
+        self.log.info("DigitalHub run %s (function %s)", run.key, fn.key)
+        with use_context(ctx):
+            if kubernetes:
+                run = self.launch_kubernetes(ctx, fn, run, context, hook)
+            else:
+                run = self.launch(ctx, fn, run)
+        return self._complete(context, run)
+
+    def _complete(self, context: AirflowContext, run: Run) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException
+
         if run.state != "COMPLETED":
             raise AirflowException(f"DigitalHub run {run.key} ended {run.state}: {run.status.message}")
         return self.push_xcom(context, run)
+
+    # -- Kubernetes ------------------------------------------------------------------------------
+    def _pod_operator(self, ctx: Context, fn: Executable, run: Run, hook: Any) -> Any:
+        from digitalhub_provider.launchers.kubernetes import KubernetesSettings, pod_manifest_for_run, pod_operator
+
+        k8s = KubernetesSettings.from_extras(hook.extras or {})
+        manifest = pod_manifest_for_run(run, fn, ctx, k8s, run_as_root=self.run_as_root)
+        self._kpo = pod_operator(self.task_id, manifest, k8s, deferrable=self.deferrable)
+        return self._kpo
+
+    def launch_kubernetes(self, ctx: Context, fn: Executable, run: Run, context: AirflowContext, hook: Any) -> Run:
+        """Run it in a pod through KubernetesPodOperator (sync, or deferred to its trigger)."""
+        from airflow.sdk.exceptions import AirflowException
+
+        from digitalhub_provider.entities import State
+        from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.sdk.runs import set_state, write_runspec
+
+        try:
+            kpo = self._pod_operator(ctx, fn, run, hook)  # every pod argument is checked here
+        except DigitalHubError as exc:
+            set_state(ctx, run, State.ERROR, str(exc))
+            raise AirflowException(str(exc)) from None
+        if run.state == State.CREATED.value:
+            set_state(ctx, run, State.BUILT, f"image {kpo.image}")
+            write_runspec(run, fn, ctx)
+        if run.state != State.RUNNING.value:
+            set_state(ctx, run, State.RUNNING, launcher="kubernetes", pod=kpo.name, namespace=kpo.namespace)
+        return self._follow_pod(
+            ctx, run, lambda: kpo.execute_async(context) if self.deferrable else kpo.execute_sync(context)
+        )
+
+    def trigger_reentry(self, context: AirflowContext, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from KubernetesPodOperator's trigger (deferrable mode): finish the pod, then the run."""
+        from airflow.sdk.exceptions import AirflowException
+
+        from digitalhub_provider.sdk.context import use_context
+
+        hook, ctx, fn, run, _ = self._start(context)
+        if run.state == "CREATED":
+            raise AirflowException(f"no running DigitalHub run found for this task on re-entry (event {event})")
+        with use_context(ctx):
+            kpo = self._pod_operator(ctx, fn, run, hook)
+            run = self._follow_pod(ctx, run, lambda: kpo.trigger_reentry(context, event))
+        return self._complete(context, run)
+
+    def _follow_pod(self, ctx: Context, run: Run, follow: Any) -> Run:
+        from airflow.providers.common.compat.sdk import TaskDeferred
+
+        from digitalhub_provider.runtimes.contract import RESULT_FILE
+        from digitalhub_provider.sdk.runs import finish_run
+
+        try:
+            follow()
+        except TaskDeferred:
+            raise  # the run stays RUNNING; trigger_reentry finishes it
+        except Exception as exc:  # the pod failed, or could not be followed
+            result_url = ctx.run_url(run.id, RESULT_FILE)
+            if ctx.data_store(result_url).exists(result_url):
+                return finish_run(run, ctx, exit_code=1)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return finish_run(run, ctx, message=f"the pod failed before writing a result: {first}")
+        return finish_run(run, ctx, exit_code=0)
 
     def launch(self, ctx: Context, fn: Executable, run: Run) -> Run:
         """Run it with the local launcher; the Kubernetes launcher overrides this."""
@@ -237,6 +343,8 @@ class DigitalHubRunOperator(BaseOperator):
             stop_run(self._run)
         elif self._proc is not None:
             self._proc.kill()
+        if self._kpo is not None:
+            self._kpo.on_kill()  # deletes the pod
 
     def _link(self, hook: Any, run: Run) -> str:
         ui = (hook.extras or {}).get("ui_url")

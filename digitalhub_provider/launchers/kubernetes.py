@@ -1,0 +1,220 @@
+"""The Kubernetes launcher: the runner in a pod, through KubernetesPodOperator.
+
+Composition rather than subclassing: one operator per runtime takes a launcher
+strategy (local or Kubernetes), so the runtime operators stay one class each and
+KubernetesPodOperator keeps the pod's whole life (create, log streaming,
+reattach on retry, deferral, delete on kill), unmodified. We call its
+``execute_sync`` / ``execute_async`` / ``trigger_reentry`` directly: calling
+``execute`` from inside another operator's ``execute`` is flagged by Airflow's
+nested-operator safeguard.
+
+The pod runs ``python -m digitalhub_provider.runtimes <RunSpec URL>``; the
+RunResult comes back through the data store (S3), so no exec into the pod is
+needed. Credentials reach the pod only as references to a Kubernetes secret.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from digitalhub_provider.config import (
+    ENV_DATA_URL,
+    ENV_METADATA_PASSWORD,
+    ENV_METADATA_URL,
+    ENV_S3_ENDPOINT,
+    ENV_S3_KEY,
+    ENV_S3_REGION,
+    ENV_S3_SECRET,
+    ENV_TEE_LOGS,
+    Settings,
+    without_password,
+)
+from digitalhub_provider.errors import EntityError
+from digitalhub_provider.launchers.k8s_spec import pod_manifest
+from digitalhub_provider.runtimes.registry import environment_of
+
+if TYPE_CHECKING:
+    from digitalhub_provider.entities import Run
+    from digitalhub_provider.entities.executable import Executable
+    from digitalhub_provider.sdk.context import Context
+
+RUNNER_COMMAND = ["python", "-m", "digitalhub_provider.runtimes"]
+DEFAULT_IMAGE = "digitalhub-runtime-{runtime}:py{python}"
+LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass
+class KubernetesSettings:
+    """The Kubernetes part of a ``digitalhub`` connection's extras."""
+
+    namespace: str = "default"
+    service_account: str | None = None
+    kubernetes_conn_id: str | None = None
+    config_file: str | None = None
+    in_cluster: bool | None = None
+    cluster_context: str | None = None
+    default_image: str = DEFAULT_IMAGE
+    credentials_secret: str | None = None
+    profiles: dict[str, Any] = field(default_factory=dict)
+    startup_timeout_seconds: int = 300
+    gpu_resource: str = "nvidia.com/gpu"
+    operator_kwargs: dict[str, Any] = field(default_factory=dict)  # passed on to KubernetesPodOperator
+
+    @classmethod
+    def from_extras(cls, extras: dict[str, Any]) -> KubernetesSettings:
+        import json
+
+        profiles = extras.get("profiles") or {}
+        if isinstance(profiles, str):
+            profiles = json.loads(profiles)
+        in_cluster = extras.get("in_cluster")
+        return cls(
+            namespace=extras.get("namespace") or "default",
+            service_account=extras.get("service_account") or None,
+            kubernetes_conn_id=extras.get("kubernetes_conn_id") or None,
+            config_file=extras.get("kube_config_path") or None,
+            in_cluster=None if in_cluster in (None, "") else str(in_cluster).lower() in ("1", "true", "yes"),
+            cluster_context=extras.get("cluster_context") or None,
+            default_image=extras.get("default_image", DEFAULT_IMAGE),
+            credentials_secret=extras.get("credentials_secret") or None,
+            profiles=profiles,
+            startup_timeout_seconds=int(extras.get("startup_timeout_seconds") or 300),
+            gpu_resource=extras.get("gpu_resource") or "nvidia.com/gpu",
+            operator_kwargs=dict(extras.get("pod_operator_kwargs") or {}),
+        )
+
+
+def label_value(text: str) -> str:
+    """A Kubernetes label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends."""
+    return LABEL_VALUE.sub("-", text)[:63].strip("-_.") or "x"
+
+
+def runner_env(settings: Settings, k8s: KubernetesSettings) -> list[dict[str, Any]]:
+    """Where the stores are (plain) and how to reach them (references to a Kubernetes secret)."""
+    if not settings.data_url.startswith("s3://"):
+        raise EntityError(
+            f"the Kubernetes launcher needs an S3 data store that pods can reach; the connection's data store is "
+            f"{settings.data_url!r}"
+        )
+    metadata_url, password = without_password(settings.metadata_url)
+    env: list[dict[str, Any]] = [
+        {"name": ENV_DATA_URL, "value": settings.data_url},
+        {"name": ENV_METADATA_URL, "value": metadata_url},
+        {"name": ENV_TEE_LOGS, "value": "1"},
+    ]
+    if settings.s3_endpoint_url:
+        env.append({"name": ENV_S3_ENDPOINT, "value": settings.s3_endpoint_url})
+    if settings.s3_region:
+        env.append({"name": ENV_S3_REGION, "value": settings.s3_region})
+    secrets = [
+        (ENV_S3_KEY, settings.s3_access_key_id),
+        (ENV_S3_SECRET, settings.s3_secret_access_key),
+        (ENV_METADATA_PASSWORD, password),
+    ]
+    for name, value in secrets:
+        if not value:
+            continue
+        if not k8s.credentials_secret:
+            raise EntityError(
+                "the connection holds credentials but names no credentials_secret: create a Kubernetes secret with "
+                f"the keys {ENV_S3_KEY}, {ENV_S3_SECRET} (and {ENV_METADATA_PASSWORD}) and name it in the connection; "
+                "credential values are never written into pod specs"
+            )
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": k8s.credentials_secret, "key": name}}})
+    return env
+
+
+def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
+    spec = fn.spec
+    if spec.get("image"):
+        return str(spec["image"]) + (f":{spec['tag']}" if spec.get("tag") and ":" not in str(spec["image"]) else "")
+    if spec.get("base_image"):
+        return str(spec["base_image"])
+    if not k8s.default_image:
+        return ""
+    python_version, _ = environment_of(fn.kind, spec)
+    return k8s.default_image.format(runtime=fn.kind, python=python_version.removeprefix("PYTHON").replace("_", "."))
+
+
+def run_manifest(
+    run: Run, fn: Executable, runspec_url: str, settings: Settings, k8s: KubernetesSettings, run_as_root: bool = False
+) -> dict[str, Any]:
+    """The pod that runs ``run`` (validated; raises :class:`EntityError` before anything is created)."""
+    task = {k: v for k, v in run.spec.items() if k in TASK_POD_FIELDS}
+    return pod_manifest(
+        name=f"dh-{label_value(fn.name)[:30].lower().strip('-.') or 'run'}-{run.id[:12]}",
+        namespace=k8s.namespace,
+        image=image_for(fn, k8s),
+        command=list(RUNNER_COMMAND),
+        args=[runspec_url],
+        env=runner_env(settings, k8s),
+        task=task,
+        labels={
+            "digitalhub.project": label_value(run.project),
+            "digitalhub.function": label_value(fn.name),
+            "digitalhub.run": run.id,
+        },
+        annotations={"digitalhub/run": run.key, "digitalhub/function": fn.key},
+        service_account=k8s.service_account,
+        profiles=k8s.profiles,
+        run_as_root=run_as_root,
+        gpu_resource=k8s.gpu_resource,
+    )
+
+
+def pod_manifest_for_run(
+    run: Run, fn: Executable, ctx: Context, k8s: KubernetesSettings, run_as_root: bool = False
+) -> dict[str, Any]:
+    """The manifest for ``run``, with the RunSpec at its usual place on the context's data store."""
+    from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
+
+    return run_manifest(run, fn, ctx.run_url(run.id, RUNSPEC_FILE), ctx.settings, k8s, run_as_root=run_as_root)
+
+
+TASK_POD_FIELDS = ("node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile")
+
+
+def pod_operator(task_id: str, manifest: dict[str, Any], k8s: KubernetesSettings, deferrable: bool = False) -> Any:
+    """A KubernetesPodOperator for ``manifest`` (reattaches on retry, deletes the pod when done)."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+
+    container = manifest["spec"]["containers"][0]
+    kwargs: dict[str, Any] = {
+        "task_id": task_id,
+        "name": manifest["metadata"]["name"],
+        "namespace": manifest["metadata"]["namespace"],
+        "image": container["image"],
+        "cmds": container["command"],
+        "arguments": container["args"],
+        "labels": manifest["metadata"]["labels"],
+        "annotations": manifest["metadata"]["annotations"],
+        "full_pod_spec": PodGenerator.deserialize_model_dict(manifest),
+        "get_logs": True,
+        "reattach_on_restart": True,
+        "on_finish_action": "delete_pod",
+        "deferrable": deferrable,
+        "do_xcom_push": False,
+        "log_events_on_failure": True,
+        "startup_timeout_seconds": k8s.startup_timeout_seconds,
+        "random_name_suffix": True,
+    }
+    if k8s.kubernetes_conn_id:
+        kwargs["kubernetes_conn_id"] = k8s.kubernetes_conn_id
+    if k8s.config_file:
+        kwargs["config_file"] = k8s.config_file
+    if k8s.in_cluster is not None:
+        kwargs["in_cluster"] = k8s.in_cluster
+    if k8s.cluster_context:
+        kwargs["cluster_context"] = k8s.cluster_context
+    return KubernetesPodOperator(**{**kwargs, **k8s.operator_kwargs})
+
+
+def final_pod_dict(kpo: Any, context: Any = None) -> dict[str, Any]:
+    """The pod exactly as KubernetesPodOperator will create it, as a dictionary (for schema checks)."""
+    from kubernetes.client import ApiClient
+
+    pod = kpo.build_pod_request_obj(context, dry_run=True)
+    return ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-any-return]
