@@ -25,6 +25,31 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "s3_endpoint_url": {"label": "S3 endpoint URL", "schema": {"type": ["string", "null"]}},
     "s3_region": {"label": "S3 region", "schema": {"type": ["string", "null"]}},
     "ui_url": {"label": "DigitalHub console URL", "schema": {"type": ["string", "null"]}},
+    "launcher": {
+        "label": "Default launcher",
+        "schema": {"type": ["string", "null"], "enum": ["local", "kubernetes", None], "default": "local"},
+        "description": "Where runs execute when a task does not set local_execution",
+    },
+    "namespace": {"label": "Kubernetes namespace", "schema": {"type": ["string", "null"]}},
+    "service_account": {"label": "Kubernetes service account", "schema": {"type": ["string", "null"]}},
+    "kubernetes_conn_id": {"label": "Airflow Kubernetes connection id", "schema": {"type": ["string", "null"]}},
+    "kube_config_path": {"label": "Kubeconfig file", "schema": {"type": ["string", "null"]}},
+    "in_cluster": {"label": "In cluster", "schema": {"type": ["boolean", "null"]}},
+    "credentials_secret": {
+        "label": "Kubernetes secret with the store credentials",
+        "schema": {"type": ["string", "null"]},
+        "description": "Keys DIGITALHUB_S3_ACCESS_KEY_ID, DIGITALHUB_S3_SECRET_ACCESS_KEY, DIGITALHUB_METADATA_PASSWORD",
+    },
+    "default_image": {
+        "label": "Default runtime image",
+        "schema": {"type": ["string", "null"]},
+        "description": "Pattern with {runtime} and {python}, e.g. registry/digitalhub-runtime-{runtime}:py{python}",
+    },
+    "profiles": {
+        "label": "Pod profiles (JSON)",
+        "schema": {"type": ["object", "string", "null"]},
+        "description": '{"gpu": {"node_selector": {...}, "tolerations": [...], "resources": {...}}}',
+    },
 }
 UI_FIELD_BEHAVIOUR = {
     "hidden-fields": ["host", "schema", "port"],
