@@ -39,6 +39,9 @@ def main(home: Path, spec_json: str) -> int:
     dags = home / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
+    # Whatever Airflow settings the calling process has (e.g. a bundle list) must not leak in.
+    for name in [n for n in os.environ if n.startswith("AIRFLOW")]:
+        del os.environ[name]
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),
