@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,18 +12,6 @@ from digitalhub_provider.config import Settings
 from digitalhub_provider.errors import EntityError, EntityNotFoundError, StoreError
 from digitalhub_provider.sdk.context import get_context
 from digitalhub_provider.stores.data.s3 import S3DataStore
-
-
-@pytest.fixture
-def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 def _frame(n: int = 1000) -> pd.DataFrame:
@@ -98,8 +83,8 @@ def test_s3_endpoint_that_does_not_answer(tmp_path: Path) -> None:
         store.write_bytes("s3://b/x/f", b"1")
 
 
-def test_http_dataitem_is_a_read_only_source(http_dir: tuple[str, Path]) -> None:
-    base, root = http_dir
+def test_http_dataitem_is_a_read_only_source(http_root: tuple[str, Path]) -> None:
+    base, root = http_root
     (root / "cities.csv").write_text("city,pop\nRome,2800000\nTrento,118000\n")
     project = dh.get_or_create_project("demo")
     di = project.new_dataitem(name="cities", kind="table", path=f"{base}/cities.csv")

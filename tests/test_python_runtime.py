@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import http.server
 import pickle
 import subprocess
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,16 +116,6 @@ def test_seed_dataframe_and_string_read_back(seed_file: Path) -> None:
 
 
 # -- code sources -------------------------------------------------------------------------
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 def _git_repo(root: Path) -> None:

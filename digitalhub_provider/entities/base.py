@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from digitalhub_provider.entities.keys import build_key, validate_name, validate_project_name
@@ -176,6 +175,8 @@ class Entity(BaseModel):
 
     def export(self, filename: str | Path | None = None) -> str:
         """Write the entity as YAML and return the file's path."""
+        import yaml
+
         path = Path(filename or f"{self.ENTITY_TYPE}-{self.name}-{self.id}.yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

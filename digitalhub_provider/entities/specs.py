@@ -21,6 +21,12 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _at_most_one(spec: BaseModel, fields: tuple[str, ...]) -> None:
+    given = [f for f in fields if getattr(spec, f)]
+    if len(given) > 1:
+        raise ValueError(f"give only one of {', '.join(fields)} (got {', '.join(given)})")
+
+
 class _CodeSpec(_Spec):
     code_src: str | None = None
     code: str | None = None
@@ -31,9 +37,7 @@ class _CodeSpec(_Spec):
 
     @model_validator(mode="after")
     def _one_source(self) -> _CodeSpec:
-        given = [f for f in ("code_src", "code", "base64") if getattr(self, f)]
-        if len(given) > 1:
-            raise ValueError(f"give only one of code_src, code, base64 (got {', '.join(given)})")
+        _at_most_one(self, ("code_src", "code", "base64"))
         return self
 
 
@@ -52,9 +56,7 @@ class MlrunSource(_Spec):
 
     @model_validator(mode="after")
     def _one_source(self) -> MlrunSource:
-        given = [f for f in ("source", "code", "base64") if getattr(self, f)]
-        if len(given) > 1:
-            raise ValueError(f"give only one of source, code, base64 (got {', '.join(given)})")
+        _at_most_one(self, ("source", "code", "base64"))
         return self
 
 

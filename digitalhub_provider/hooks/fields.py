@@ -38,7 +38,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "credentials_secret": {
         "label": "Kubernetes secret with the store credentials",
         "schema": {"type": ["string", "null"]},
-        "description": "Keys DIGITALHUB_S3_ACCESS_KEY_ID, DIGITALHUB_S3_SECRET_ACCESS_KEY, DIGITALHUB_METADATA_PASSWORD",
+        "description": (
+            "Keys DIGITALHUB_S3_ACCESS_KEY_ID, DIGITALHUB_S3_SECRET_ACCESS_KEY, DIGITALHUB_METADATA_PASSWORD"
+        ),
     },
     "default_image": {
         "label": "Default runtime image",
