@@ -24,6 +24,11 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["digitalhub_provider.links.run.DigitalHubRunLink"],
-        "operators": [{"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.operators.python"]}],
+        "operators": [
+            {
+                "integration-name": "DigitalHub",
+                "python-modules": ["digitalhub_provider.operators.python", "digitalhub_provider.operators.kfp"],
+            }
+        ],
         "hooks": [{"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.hooks.digitalhub"]}],
     }

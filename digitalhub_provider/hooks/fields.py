@@ -25,6 +25,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "s3_endpoint_url": {"label": "S3 endpoint URL", "schema": {"type": ["string", "null"]}},
     "s3_region": {"label": "S3 region", "schema": {"type": ["string", "null"]}},
     "ui_url": {"label": "DigitalHub console URL", "schema": {"type": ["string", "null"]}},
+    "kfp_host": {
+        "label": "KFP API server",
+        "schema": {"type": ["string", "null"]},
+        "description": "e.g. http://ml-pipeline.kubeflow:8888; empty: workflows run with kfp.local on the worker",
+    },
+    "kfp_namespace": {"label": "KFP namespace", "schema": {"type": ["string", "null"]}},
+    "kfp_experiment_id": {"label": "KFP experiment id", "schema": {"type": ["string", "null"]}},
     "launcher": {
         "label": "Default launcher",
         "schema": {"type": ["string", "null"], "enum": ["local", "kubernetes", None], "default": "local"},

@@ -177,7 +177,11 @@ TASK_POD_FIELDS = ("node_selector", "volumes", "resources", "affinity", "tolerat
 
 
 def pod_operator(task_id: str, manifest: dict[str, Any], k8s: KubernetesSettings, deferrable: bool = False) -> Any:
-    """A KubernetesPodOperator for ``manifest`` (reattaches on retry, deletes the pod when done)."""
+    """A KubernetesPodOperator for ``manifest`` (deletes the pod when done).
+
+    Reattaching on retry is KubernetesPodOperator's default: ``durable`` on Airflow 3.3+ (the pod's
+    identity is kept in the task state store), label search (``reattach_on_restart``) below.
+    """
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 
@@ -193,7 +197,6 @@ def pod_operator(task_id: str, manifest: dict[str, Any], k8s: KubernetesSettings
         "annotations": manifest["metadata"]["annotations"],
         "full_pod_spec": PodGenerator.deserialize_model_dict(manifest),
         "get_logs": True,
-        "reattach_on_restart": True,
         "on_finish_action": "delete_pod",
         "deferrable": deferrable,
         "do_xcom_push": False,

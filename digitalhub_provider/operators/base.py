@@ -306,10 +306,13 @@ class DigitalHubRunOperator(BaseOperator):
         """Run it with the local launcher; the Kubernetes launcher overrides this."""
         from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.runtimes.registry import BUILD_ACTION
         from digitalhub_provider.sdk.runs import build_run, finish_run, set_state, start_local, write_runspec
 
         try:
             python = build_run(run, fn, ctx, log=self.log.info)
+            if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
+                return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
             url = write_runspec(run, fn, ctx)
         except DigitalHubError as exc:
             return set_state(ctx, run, State.ERROR, str(exc))

@@ -19,7 +19,8 @@ BUILD_ACTION = "build"
 
 MLRUN_PYTHON = "PYTHON3_11"
 MLRUN_REQUIREMENTS = ["mlrun==1.12.1"]
-KFP_REQUIREMENTS = ["kfp==2.17.3"]
+# kfp 2.17.3 requires certifi>=2026.10.19, which is not published: it cannot be installed.
+KFP_REQUIREMENTS = ["kfp==2.17.0"]
 
 
 def current_python() -> str:

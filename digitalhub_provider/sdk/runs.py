@@ -87,9 +87,12 @@ def prepare_run(
     local_execution: bool = False,
     labels: list[str] | None = None,
     ctx: Context | None = None,
+    relationships: list[dict[str, str]] | None = None,
     **task_params: Any,
 ) -> Run:
-    """Validate the call, then create (or reuse) the task and create the run (CREATED)."""
+    """Validate the call, then create (or reuse) the task and create the run (CREATED).
+
+    ``relationships`` are added to ``run_of`` and ``consumes`` (a kfp step passes ``step_of``)."""
     ctx = ctx or fn.ctx
     action = action or default_action(fn.kind)
     if action not in TASK_KINDS.get(fn.kind, ()):
@@ -117,8 +120,10 @@ def prepare_run(
         "local_execution": local_execution,
         **task_spec,
     }
-    relationships = [{"type": "run_of", "dest": fn.key}] + [
-        {"type": "consumes", "dest": k} for k in input_keys.values()
+    rels = [
+        {"type": "run_of", "dest": fn.key},
+        *({"type": "consumes", "dest": k} for k in input_keys.values()),
+        *(relationships or []),
     ]
     run = Run.build(
         project=fn.project,
@@ -126,7 +131,7 @@ def prepare_run(
         kind=f"{task_kind}:run",
         spec=run_spec,
         labels=labels,
-        relationships=relationships,
+        relationships=rels,
         status={"state": State.CREATED.value},
     )
     run._ctx = ctx
@@ -255,6 +260,8 @@ def finish_run(run: Run, ctx: Context, exit_code: int | None = None, message: st
             message = f"the runner {how} before writing a result"
         return set_state(ctx, run, State.ERROR, message)
     result = RunResult.from_json(store.read_bytes(result_url))
+    if result.state == State.STOPPED.value:  # e.g. a KFP run canceled on its server
+        return set_state(ctx, run, State.STOPPED, result.message or "the run was stopped")
     if result.state != "COMPLETED":
         return set_state(ctx, run, State.ERROR, result.message or "the run failed", traceback=result.traceback)
     try:
@@ -359,6 +366,10 @@ def stop_run(run: Run) -> Run:
         proc.kill()
     elif run.status.get("pid") and run.status.get("host") == socket.gethostname():
         kill_group(int(run.status.get("pid")))
+    if run.kind.startswith("kfp+"):  # its steps run in their own process groups
+        from digitalhub_provider.runtimes.kfp.step import stop_step_runs
+
+        stop_step_runs(ctx, run)
     return run
 
 
