@@ -27,7 +27,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "DigitalHub",
-                "python-modules": ["digitalhub_provider.operators.python", "digitalhub_provider.operators.kfp"],
+                "python-modules": [
+                    "digitalhub_provider.operators.python",
+                    "digitalhub_provider.operators.kfp",
+                    "digitalhub_provider.operators.mlrun",
+                ],
             }
         ],
         "hooks": [{"integration-name": "DigitalHub", "python-modules": ["digitalhub_provider.hooks.digitalhub"]}],

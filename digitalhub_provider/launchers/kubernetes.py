@@ -128,7 +128,9 @@ def runner_env(settings: Settings, k8s: KubernetesSettings) -> list[dict[str, An
 
 def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
     spec = fn.spec
-    if spec.get("image"):
+    # An mlrun function's image and tag are MLRun's own (where MLRun would run it on its cluster);
+    # the pod runs our runner, from the mlrun runtime image (images/mlrun/Dockerfile).
+    if spec.get("image") and fn.kind != "mlrun":
         return str(spec["image"]) + (f":{spec['tag']}" if spec.get("tag") and ":" not in str(spec["image"]) else "")
     if spec.get("base_image"):
         return str(spec["base_image"])

@@ -35,6 +35,7 @@ class DigitalHubRunOperator(BaseOperator):
     entity_type = "function"
     function_kind = "python"
     spec_fields: Sequence[str] = ()
+    source_hint = "code_src, code or base64"  # how a task gives the function's source
     operator_extra_links = (DigitalHubRunLink(),)
 
     def __init__(
@@ -124,7 +125,7 @@ class DigitalHubRunOperator(BaseOperator):
             except EntityNotFoundError:
                 raise EntityNotFoundError(
                     f"{self.entity_type} {name!r} does not exist in project {self.project!r} and the task gives "
-                    "no spec to create it (code_src, code or base64)"
+                    f"no spec to create it ({self.source_hint})"
                 ) from None
         clean = validate_spec(self.entity_type, self.function_kind, spec)
         try:

@@ -188,7 +188,8 @@ def source_of(fn: Executable) -> dict[str, Any]:
         return {"url": src}
     path = Path(src[len("file://") :] if src.startswith("file://") else src).expanduser()
     if not path.is_file():
-        raise EntityError(f"code_src {src!r} of function {fn.name!r}: no such file")
+        field = "source['source']" if fn.kind == "mlrun" else "code_src"
+        raise EntityError(f"{field} {src!r} of function {fn.name!r}: no such file")
     return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
 
 
