@@ -27,7 +27,7 @@ for run in sorted(runs, key=lambda r: r.metadata.created):
 di = dh.get_dataitem("world-cities", project="demo")
 print(f"\ndataitem {di.key}\n  stored at {di.spec['path']}\n  produced by {di.metadata.relationships[0].dest}")
 print(di.as_df().head(5).to_string())
-print("\nLook at them with:  DIGITALHUB_HOME=$DIGITALHUB_HOME .venv/bin/python -c "
+print(f"\nLook at them with:  DIGITALHUB_HOME={os.environ['DIGITALHUB_HOME']} .venv/bin/python -c "
       "\"import digitalhub_provider as dh; print(dh.get_dataitem('world-cities', project='demo').as_df())\"")
 print(f"Task logs: {os.environ['DEMO_DIR']}/world_cities.log")
 PY
