@@ -148,17 +148,21 @@ class DigitalHubRunOperator(BaseOperator):
             f"{LABEL_PREFIX}try_number={ti.try_number}",
         ]
 
-    def mark_stale_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> None:
-        """A run of an earlier try of this task instance still CREATED..RUNNING lost its worker:
-        set it ERROR so that no run stays RUNNING for ever."""
+    def unfinished_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> list[Run]:
+        """Runs of this task instance (any try) not yet COMPLETED, ERROR or STOPPED."""
         from digitalhub_provider.entities import Run, State
-        from digitalhub_provider.sdk.runs import set_state
 
         mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
-        for data in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200):
-            run = Run.from_dict(data, ctx)
-            if State(run.state).final or not mine <= set(run.metadata.labels or []):
-                continue
+        runs = [Run.from_dict(d, ctx) for d in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200)]
+        return [r for r in runs if not State(r.state).final and mine <= set(r.metadata.labels or [])]
+
+    def mark_stale_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> None:
+        """A run of an earlier try of this task instance still CREATED..RUNNING lost its worker:
+        set it ERROR (and kill its process if it is on this machine) so that no run stays RUNNING for ever."""
+        from digitalhub_provider.entities import State
+        from digitalhub_provider.sdk.runs import set_state
+
+        for run in self.unfinished_runs(ctx, fn, labels):
             stale_try = next((lab.split("=", 1)[1] for lab in run.metadata.labels or [] if "try_number=" in lab), "?")
             set_state(ctx, run, State.ERROR, f"the worker running try {stale_try} stopped before the run finished")
             if run.status.get("pid") and run.status.get("host") == os.uname().nodename:
@@ -181,14 +185,8 @@ class DigitalHubRunOperator(BaseOperator):
         """An unfinished run of an earlier try (or of this try, on re-entry from a deferral) of this
         task instance: on Kubernetes its pod may still be running, and KubernetesPodOperator
         reattaches to it instead of starting a second one."""
-        from digitalhub_provider.entities import Run, State
-
-        mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
-        for data in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200):
-            run = Run.from_dict(data, ctx)
-            if not State(run.state).final and mine <= set(run.metadata.labels or []):
-                return run
-        return None
+        unfinished = self.unfinished_runs(ctx, fn, labels)
+        return unfinished[0] if unfinished else None
 
     def _start(self, context: AirflowContext) -> tuple[Any, Context, Executable, Run, bool]:
         """Connection, function and run (created, or adopted), validated before anything starts."""
