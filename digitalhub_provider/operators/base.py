@@ -103,6 +103,13 @@ class DigitalHubRunOperator(BaseOperator):
         """The spec the DAG gives (empty when the task names an existing function)."""
         return {f: getattr(self, f) for f in self.spec_fields if getattr(self, f, None) is not None}
 
+    def from_dag_folder(self, path: str) -> str:
+        """A relative local path, read from the DAG file's folder (known once the task runs)."""
+        folder = getattr(self, "_dag_folder", None)
+        if folder and "://" not in path and not os.path.isabs(path):
+            return os.path.join(folder, path)
+        return path
+
     def has_source(self, spec: dict[str, Any]) -> bool:
         return bool(spec.get("code") or spec.get("code_src") or spec.get("base64"))
 
@@ -196,6 +203,9 @@ class DigitalHubRunOperator(BaseOperator):
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
         from digitalhub_provider.sdk.runs import prepare_run
 
+        dag = context.get("dag") or (self.dag if self.has_dag() else None)
+        fileloc = getattr(dag, "fileloc", None)
+        self._dag_folder = os.path.dirname(fileloc) if fileloc else None
         hook = DigitalHubHook(self.digitalhub_conn_id)
         ctx = hook.get_context()
         self._ctx = ctx

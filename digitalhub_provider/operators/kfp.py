@@ -129,17 +129,9 @@ class KfpPipelineOperator(DigitalHubRunOperator):
             if not self.has_source(spec):  # the module is installed in the kfp environment
                 spec["code"] = f"from {module} import {func}  # a kfp pipeline importable in the kfp environment\n"
                 spec["handler"] = func
-        src = spec.get("code_src")
-        folder = getattr(self, "_dag_folder", None)
-        if src and folder and "://" not in src and not os.path.isabs(src):
-            spec["code_src"] = os.path.join(folder, src)
+        if spec.get("code_src"):
+            spec["code_src"] = self.from_dag_folder(spec["code_src"])
         return spec
-
-    def execute(self, context: AirflowContext) -> dict[str, Any]:
-        dag = context.get("dag") or (self.dag if self.has_dag() else None)
-        fileloc = getattr(dag, "fileloc", None)
-        self._dag_folder = os.path.dirname(fileloc) if fileloc else None
-        return super().execute(context)
 
     # -- where the pipeline runs ---------------------------------------------------------------------
     def server_target(self, ctx: Context, fn: Executable, run: Run) -> dict[str, Any] | None:

@@ -6,13 +6,12 @@ its own environment (Python 3.11 + mlrun), where the runner runs.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.operators.base import DigitalHubRunOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context as AirflowContext
+    pass
 
 MLRUN_SPEC_FIELDS = ("source", "handler", "image", "tag", "requirements")
 
@@ -63,15 +62,6 @@ class MlrunJobOperator(DigitalHubRunOperator):
     def function_spec(self) -> dict[str, Any]:
         spec = super().function_spec()
         source = spec.get("source")
-        folder = getattr(self, "_dag_folder", None)
-        if isinstance(source, dict):
-            src = source.get("source")
-            if isinstance(src, str) and src and folder and "://" not in src and not os.path.isabs(src):
-                spec["source"] = {**source, "source": os.path.join(folder, src)}
+        if isinstance(source, dict) and isinstance(source.get("source"), str) and source["source"]:
+            spec["source"] = {**source, "source": self.from_dag_folder(source["source"])}
         return spec
-
-    def execute(self, context: AirflowContext) -> dict[str, Any]:
-        dag = context.get("dag") or (self.dag if self.has_dag() else None)
-        fileloc = getattr(dag, "fileloc", None)
-        self._dag_folder = os.path.dirname(fileloc) if fileloc else None
-        return super().execute(context)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.operators.base import DigitalHubRunOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context as AirflowContext
+    pass
 
 PYTHON_SPEC_FIELDS = (
     "code_src", "code", "base64", "handler", "init_function", "python_version", "lang", "image", "base_image",
@@ -65,14 +64,6 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         spec = super().function_spec()
         if self.has_source(spec):
             spec.setdefault("python_version", f"PYTHON3_{sys.version_info.minor}")
-        src = spec.get("code_src")
-        folder = getattr(self, "_dag_folder", None)
-        if src and folder and "://" not in src and not os.path.isabs(src):
-            spec["code_src"] = os.path.join(folder, src)
+        if spec.get("code_src"):
+            spec["code_src"] = self.from_dag_folder(spec["code_src"])
         return spec
-
-    def execute(self, context: AirflowContext) -> dict[str, Any]:
-        dag = context.get("dag") or (self.dag if self.has_dag() else None)
-        fileloc = getattr(dag, "fileloc", None)
-        self._dag_folder = os.path.dirname(fileloc) if fileloc else None
-        return super().execute(context)
