@@ -1,0 +1,117 @@
+"""``python -m bench [--only P1,P3] [--quick] [--rows N] [--out bench/results/latest.json]``.
+
+Runs the figures of GitHub issue 6, prints a table of ratios (each against its anchor measured
+in the same run on the same machine) and writes the same figures as JSON. Benchmarks never fail
+on time: the exit code is 0 unless a figure could not be measured at all (1) or the arguments
+are wrong (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import (
+    REPO,
+    Config,
+    FigureResult,
+    loadavg,
+    machine_info,
+    run_figure,
+    scrub_environ,
+    table,
+    to_json,
+    workdir,
+)
+
+FIGURES = {
+    "P1": ("bench.p1_parse", "parse a DAG file of 100 operators"),
+    "P2": ("bench.p2_local_task", "one trivial task on the local launcher, end to end inside Airflow"),
+    "P3": ("bench.p3_dataframe", "a DataFrame returned as a dataitem, then read by the next run"),
+    "P4": ("bench.p4_metadata", "metadata store with many runs: list a page, create runs"),
+    "P5": ("bench.p5_mapped", "mapped tasks under a real scheduler (LocalExecutor)"),
+    "P6": ("bench.p6_kubernetes", "one python job on the Kubernetes launcher (stand-in API server)"),
+}
+DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--only", help="comma-separated figures, e.g. P1,P3 (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (a few minutes)")
+    parser.add_argument("--rows", type=int, help="P3: rows of the DataFrame (default 10,000,000; quick 1,000,000)")
+    parser.add_argument("--repeats", type=int, help="repeats of every measurement (default: per figure)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    parser.add_argument("--workdir", help="where the temporary homes go (default: a new temporary folder)")
+    parser.add_argument(
+        "--envs-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "dh-bench-envs",
+        help="cache of the runtime virtualenvs (P2's requirement), kept between runs",
+    )
+    parser.add_argument("--p5-sqlite", action="store_true", help="P5: Airflow's database on SQLite, not PostgreSQL")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs of every worker)")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    wanted = [f.strip().upper() for f in args.only.split(",")] if args.only else list(FIGURES)
+    unknown = [f for f in wanted if f not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    args.figures = wanted
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scrub_environ()
+
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    load_before = loadavg()
+    results: list[FigureResult] = []
+    with workdir(args.keep, args.workdir) as tmp:
+        cfg = Config(
+            quick=args.quick,
+            workdir=tmp,
+            envs_dir=args.envs_dir,
+            rows=args.rows,
+            repeats=args.repeats,
+            keep=args.keep,
+            verbose=not args.quiet,
+            p5_sqlite=args.p5_sqlite,
+        )
+        cfg.log(f"work folder {tmp}{' (kept)' if args.keep else ''}")
+        for figure in args.figures:
+            module_name, title = FIGURES[figure]
+            module = importlib.import_module(module_name)
+            results.append(run_figure(figure, title, lambda fig, m=module: m.run(cfg, fig), cfg))
+    meta = {
+        "started": started,
+        "mode": "quick" if args.quick else "full",
+        "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine_info(),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+    }
+    machine = meta["machine"]
+    print()
+    print(
+        f"machine: {machine['nproc']} cores ({machine['cpu']}), {machine['ram_gib']} GiB RAM; "
+        f"Python {machine['python']}, Airflow {machine['versions']['apache-airflow']}, "
+        f"cncf-kubernetes {machine['versions']['apache-airflow-providers-cncf-kubernetes']}; "
+        f"load average before {load_before}, after {meta['loadavg_after']}; mode {meta['mode']}"
+    )
+    print()
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(to_json(results, meta), indent=2, default=str) + "\n")
+    print(f"\nJSON: {args.out}")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""P5: 50 mapped tasks (``.expand``) of a trivial handler under a real scheduler with the LocalExecutor.
+
+A real Airflow deployment (``tests/airflow_servers.py``: api-server, scheduler and dag-processor,
+LocalExecutor, parallelism 4, each server in its own process group, stopped on exit) in a
+throw-away AIRFLOW_HOME, with a DAG folder holding two DAGs: 50 mapped PythonRuntimeOperators
+(local launcher) and the same with PythonOperator. Each DAG is triggered through the REST API,
+alternately; the makespan is the DAG run's start to end as Airflow records it. One untimed run
+of each first (the function is created, caches are warm).
+
+Airflow's own database is PostgreSQL (Debian's server, its own process group), as a LocalExecutor
+deployment has it: on SQLite, concurrent task processes and the api-server wait on the database
+lock (5 s at a time), a worker slot stays taken meanwhile and the makespan measures that lock
+more than the tasks (``--p5-sqlite``, or no PostgreSQL binaries, falls back to SQLite).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import Config, FigureResult, median, ratio_row, summary
+
+TARGET = 1.2
+HEADER = """from datetime import datetime
+
+from airflow.sdk import DAG
+
+CODE = "def handler(i):\\n    return i + 1\\n"
+
+
+def handler(i):
+    return i + 1
+
+
+"""
+DAGS = {
+    "p5_dh": "from digitalhub_provider.operators import PythonRuntimeOperator\n"
+    + HEADER
+    + 'with DAG(dag_id="p5_dh", schedule=None, start_date=datetime(2026, 1, 1)) as dag:\n'
+    + '    PythonRuntimeOperator.partial(task_id="t", project="bench", function="trivial", code=CODE,\n'
+    + '                                  handler="handler").expand(parameters=[{{"i": i}} for i in range({n})])\n',
+    "p5_python": "from airflow.providers.standard.operators.python import PythonOperator\n"
+    + HEADER
+    + 'with DAG(dag_id="p5_python", schedule=None, start_date=datetime(2026, 1, 1)) as dag:\n'
+    + '    PythonOperator.partial(task_id="t", python_callable=handler).expand(\n'
+    + '        op_kwargs=[{{"i": i}} for i in range({n})]\n'
+    + "    )\n",
+}
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    from datetime import datetime
+
+    if not start or not end:
+        return None
+    return (
+        datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))
+    ).total_seconds()
+
+
+def _one_run(dep: Any, dag_id: str, tasks: int) -> dict[str, Any]:
+    run_id = dep.trigger(dag_id, {})
+    state = dep.wait_run(dag_id, run_id, timeout=max(600.0, tasks * 20.0))
+    if state != "success":
+        raise RuntimeError(f"{dag_id} {run_id} ended {state}: {dep.task_states(dag_id, run_id)}\n{dep.diagnostics()}")
+    dr = dep.api("GET", f"dags/{dag_id}/dagRuns/{run_id}").json()
+    tis = dep.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}).json()
+    durations = [ti["duration"] for ti in tis.get("task_instances", []) if ti.get("duration") is not None]
+    if len(durations) != tasks:
+        raise RuntimeError(f"{dag_id}: {len(durations)} task instances with a duration, expected {tasks}")
+    return {
+        "makespan_s": _seconds(dr.get("start_date"), dr.get("end_date")),
+        "queued_to_end_s": _seconds(dr.get("queued_at"), dr.get("end_date")),
+        "task_duration_median_s": median(durations),
+        "task_duration_sum_s": sum(durations),
+    }
+
+
+def run(cfg: Config, fig: FigureResult) -> None:
+    from contextlib import ExitStack
+
+    from tests.servers import pg_bindir, postgres_server
+
+    with ExitStack() as stack:
+        db = "SQLite"
+        extra: dict[str, str] = {}
+        if not cfg.p5_sqlite and pg_bindir() is not None:
+            pg_base = cfg.figure_dir("P5") / "pg"
+            pg_base.mkdir(exist_ok=True)
+            extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = stack.enter_context(postgres_server(pg_base))
+            db = "PostgreSQL"
+        _run(cfg, fig, extra, db)
+
+
+def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str) -> None:
+    from tests.airflow_servers import airflow_deployment
+
+    tasks = cfg.size(50, 10)
+    reps = cfg.reps(full=2, quick=1)
+    base = cfg.figure_dir("P5")
+    dags = base / "dags"
+    dags.mkdir(exist_ok=True)
+    for dag_id, text in DAGS.items():
+        (dags / f"{dag_id}.py").write_text(text.format(n=tasks))
+    extra = {
+        **db_env,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "DIGITALHUB_HOME": str(base / "dh"),
+        "DIGITALHUB_ENVS_DIR": str(cfg.envs_dir),
+    }
+    results: dict[str, list[dict[str, Any]]] = {d: [] for d in DAGS}
+    started = time.perf_counter()
+    with airflow_deployment(base / "airflow", extra) as dep:
+        cfg.log(f"P5 Airflow up in {time.perf_counter() - started:.0f}s ({dep.url})")
+        for dag_id in DAGS:
+            dep.wait_dag(dag_id, timeout=300)
+        for dag_id in DAGS:  # warm-up, untimed
+            warm = _one_run(dep, dag_id, tasks)
+            cfg.log(f"P5 warm-up {dag_id}: makespan {warm['makespan_s']:.1f}s")
+        for rep in range(reps):
+            for dag_id in DAGS:
+                res = _one_run(dep, dag_id, tasks)
+                results[dag_id].append(res)
+                cfg.log(f"P5 {rep + 1}/{reps} {dag_id}: makespan {res['makespan_s']:.1f}s")
+        parallelism = dep.env.get("AIRFLOW__CORE__PARALLELISM")
+    fig.details["processes_left_behind"] = dep.left_behind or []
+    fig.details["server_stop_seconds"] = dep.stop_seconds
+    med = {d: median([r["makespan_s"] for r in v]) for d, v in results.items()}
+    fig.rows.append(
+        ratio_row("P5", f"makespan of {tasks} mapped tasks, LocalExecutor (parallelism {parallelism}), Airflow DB {db}",
+                  med["p5_dh"], "s", "PythonOperator", med["p5_python"], TARGET)
+    )  # fmt: skip
+    fig.rows.append(
+        ratio_row("P5", "median mapped task duration", median([r["task_duration_median_s"] for r in results["p5_dh"]]),
+                  "s", "PythonOperator", median([r["task_duration_median_s"] for r in results["p5_python"]]), None)
+    )  # fmt: skip
+    fig.details.update(
+        {
+            "tasks": tasks,
+            "repeats": reps,
+            "airflow_database": db,
+            "parallelism": parallelism,
+            "runs": results,
+            "makespan_seconds": {d: summary([r["makespan_s"] for r in v]) for d, v in results.items()},
+        }
+    )
