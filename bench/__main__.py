@@ -9,12 +9,14 @@ are wrong (2).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     REPO,
@@ -54,7 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path(tempfile.gettempdir()) / "dh-bench-envs",
         help="cache of the runtime virtualenvs (P2's requirement), kept between runs",
     )
-    parser.add_argument("--p5-sqlite", action="store_true", help="P5: Airflow's database on SQLite, not PostgreSQL")
+    parser.add_argument(
+        "--p5-postgres", action="store_true", help="P5: Airflow's database on PostgreSQL (needs asyncpg), not SQLite"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs of every worker)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -82,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             repeats=args.repeats,
             keep=args.keep,
             verbose=not args.quiet,
-            p5_sqlite=args.p5_sqlite,
+            p5_postgres=args.p5_postgres,
         )
         cfg.log(f"work folder {tmp}{' (kept)' if args.keep else ''}")
         for figure in args.figures:
             module_name, title = FIGURES[figure]
-            module = importlib.import_module(module_name)
-            results.append(run_figure(figure, title, lambda fig, m=module: m.run(cfg, fig), cfg))
-    meta = {
+            body = functools.partial(importlib.import_module(module_name).run, cfg)
+            results.append(run_figure(figure, title, body, cfg))
+    meta: dict[str, Any] = {
         "started": started,
         "mode": "quick" if args.quick else "full",
         "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),

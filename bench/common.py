@@ -47,7 +47,7 @@ class Config:
     repeats: int | None = None
     keep: bool = False
     verbose: bool = True
-    p5_sqlite: bool = False
+    p5_postgres: bool = False
 
     def reps(self, full: int, quick: int) -> int:
         return self.repeats if self.repeats else (quick if self.quick else full)

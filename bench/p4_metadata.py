@@ -129,7 +129,7 @@ class RawStore:
         if self.sqlite:
             import sqlite3
 
-            self.conn: Any = sqlite3.connect(parsed.database, isolation_level=None, timeout=60)
+            self.conn: Any = sqlite3.connect(str(parsed.database), isolation_level=None, timeout=60)
             for pragma in ("journal_mode=WAL", "busy_timeout=60000", "synchronous=NORMAL"):
                 self.conn.execute(f"PRAGMA {pragma}")
             self.mark = "?"
@@ -184,7 +184,7 @@ def run(cfg: Config, fig: FigureResult) -> None:
     from tests.servers import postgres_server
 
     runs = cfg.size(100_000, 10_000)
-    samples = cfg.reps(full=300, quick=100)
+    samples = cfg.size(300, 100)  # list calls timed (not --repeats)
     creates = cfg.size(2_000, 500)
     base = cfg.figure_dir("P4")
     args = {"runs": runs, "samples": samples, "creates": creates}
