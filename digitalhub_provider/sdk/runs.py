@@ -374,6 +374,22 @@ def stop_run(run: Run) -> Run:
     return run
 
 
+def start_run(run: Run, fn: Executable, ctx: Context, log: Any = print) -> Run | LocalProcess:
+    """BUILT, READY and RUNNING on the local launcher: the started process, or the run itself when
+    it ended before any process (the build action, or an error)."""
+    action = run.kind.split(":")[0].split("+")[1]
+    if action != BUILD_ACTION and (fn.kind, action) not in RUNNERS:
+        return set_state(ctx, run, State.ERROR, f"action {action!r} of {fn.kind} is not available in this version")
+    try:
+        python = build_run(run, fn, ctx, log=log)
+        if action == BUILD_ACTION:
+            return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
+        url = write_runspec(run, fn, ctx)
+    except DigitalHubError as exc:
+        return set_state(ctx, run, State.ERROR, str(exc))
+    return start_local(run, python, url, ctx, on_line=log)
+
+
 # -- the SDK's function.run() -----------------------------------------------------------------
 def run_executable(
     fn: Executable,
@@ -385,21 +401,10 @@ def run_executable(
 ) -> Run:
     ctx = fn.ctx
     run = prepare_run(fn, action=action, ctx=ctx, **kwargs)
-    run_action = run.kind.split(":")[0].split("+")[1]
-    if run_action != BUILD_ACTION and (fn.kind, run_action) not in RUNNERS:
-        return set_state(ctx, run, State.ERROR, f"action {run_action!r} of {fn.kind} is not available in this version")
-    sink = on_log if on_log is not None else _print_line
-    try:
-        python = build_run(run, fn, ctx, log=sink)
-    except DigitalHubError as exc:
-        return set_state(ctx, run, State.ERROR, str(exc))
-    if run_action == BUILD_ACTION:
-        return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
-    try:
-        url = write_runspec(run, fn, ctx)
-    except DigitalHubError as exc:
-        return set_state(ctx, run, State.ERROR, str(exc))
-    proc = start_local(run, python, url, ctx, on_line=sink)
+    started = start_run(run, fn, ctx, log=on_log if on_log is not None else _print_line)
+    if isinstance(started, Run):
+        return started
+    proc = started
 
     def complete() -> Run:
         try:

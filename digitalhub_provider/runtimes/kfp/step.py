@@ -89,9 +89,8 @@ def run_step(spec_json: str, refs: dict[str, Any]) -> tuple[str, ...] | None:
 
 def execute(spec: dict[str, Any], refs: dict[str, Any], ctx: Any, current: dict[str, Any]) -> Any:
     """The step's run, through the control plane's steps (as ``function.run()`` chains them)."""
-    from digitalhub_provider.entities import State
-    from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
-    from digitalhub_provider.sdk.runs import build_run, finish_run, prepare_run, set_state, start_local, write_runspec
+    from digitalhub_provider.launchers.local import LocalProcess
+    from digitalhub_provider.sdk.runs import finish_run, prepare_run, start_run
 
     workflow = spec["workflow"]
     fn = resolve_function(spec, workflow["project"], ctx)
@@ -110,21 +109,11 @@ def execute(spec: dict[str, Any], refs: dict[str, Any], ctx: Any, current: dict[
     run.add_relationship("step_of", workflow["run_key"])
     ctx.metadata.write(update=[("run", run.to_dict())])
     current["run"] = run
-    action = spec["action"]
-    print(f"step {spec['name']!r}: run {run.key} of {fn.key} ({action})", flush=True)
-    if action != BUILD_ACTION and (fn.kind, action) not in RUNNERS:
-        return set_state(ctx, run, State.ERROR, f"action {action!r} of {fn.kind} is not available in this version")
-    try:
-        python = build_run(run, fn, ctx, log=_print)
-    except DigitalHubError as exc:
-        return set_state(ctx, run, State.ERROR, str(exc))
-    if action == BUILD_ACTION:
-        return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
-    try:
-        url = write_runspec(run, fn, ctx)
-    except DigitalHubError as exc:
-        return set_state(ctx, run, State.ERROR, str(exc))
-    proc = start_local(run, python, url, ctx, on_line=_print)
+    print(f"step {spec['name']!r}: run {run.key} of {fn.key} ({spec['action']})", flush=True)
+    started = start_run(run, fn, ctx, log=_print)
+    if not isinstance(started, LocalProcess):
+        return started
+    proc = started
     current["proc"] = proc
     code = proc.wait()
     return finish_run(run, ctx, exit_code=code)
