@@ -19,6 +19,10 @@ class EntityNotFoundError(DigitalHubError):
     """The entity asked for does not exist."""
 
 
+class EntityExistsError(DigitalHubError):
+    """An entity with that id already exists (e.g. another process created it first)."""
+
+
 class StoreError(DigitalHubError):
     """A metadata or data store cannot be reached or refused an operation."""
 

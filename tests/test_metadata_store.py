@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digitalhub_provider.errors import EntityNotFoundError, StoreError
+from digitalhub_provider.errors import EntityExistsError, EntityNotFoundError, StoreError
 from digitalhub_provider.stores.metadata import open_metadata_store
 
 
@@ -68,7 +68,7 @@ def test_runs_by_function_and_state_with_pages(store_url: str) -> None:
 def test_write_is_all_or_nothing(store_url: str) -> None:
     store = open_metadata_store(store_url)
     store.write(create=[_fn(1)])
-    with pytest.raises(Exception):
+    with pytest.raises(EntityExistsError, match="already in the metadata store"):
         store.write(create=[_fn(2), _fn(1)])  # duplicate id: the whole transaction rolls back
     assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id1"]
     with pytest.raises(EntityNotFoundError):

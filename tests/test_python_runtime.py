@@ -220,6 +220,33 @@ def relog(project):
     ]
 
 
+def test_primitive_run_does_not_load_the_entity_models(dh_home: Path) -> None:
+    """A handler with parameters and a primitive result never imports pydantic's entity models in
+    the runner (their import is most of a trivial run's start-up), and one that returns a logged
+    entity still gets it recognised as an entity."""
+    code = """
+import sys
+
+def probe(n):
+    return [n, "digitalhub_provider.entities" in sys.modules, "pydantic" in sys.modules]
+
+def relog(project):
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/note.txt"
+    with open(path, "w") as fh:
+        fh.write("x")
+    return project.log_artifact(name="note", kind="artifact", source=path)
+"""
+    project = dh.get_or_create_project("demo")
+    run = project.new_function(name="probe", code=code, handler="probe", **PY).run(action="job", parameters={"n": 3})
+    assert run.state == "COMPLETED", run.status.message
+    assert run.results() == {"output": [3, False, False]}
+    run = project.new_function(name="relog2", code=code, handler="relog", **PY).run(action="job")
+    assert run.state == "COMPLETED", run.status.message
+    assert isinstance(run.output("output"), Artifact) and run.output("output").name == "note"
+
+
 # -- run control ---------------------------------------------------------------------------
 SLOW = """
 import time

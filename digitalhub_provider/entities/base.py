@@ -36,12 +36,13 @@ def new_id() -> str:
 
 
 class Relationship(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: RelationshipType
     dest: str
 
 
 class Metadata(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     project: str
     name: str
     version: str | None = None
@@ -56,7 +57,7 @@ class Metadata(BaseModel):
 class Status(BaseModel):
     """A run's (or any entity's) status; unknown fields are kept."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     state: str | None = None
     message: str | None = None
 
@@ -67,7 +68,7 @@ class Status(BaseModel):
 class Entity(BaseModel):
     """Base of Project, Function, Workflow, Task, Run, Dataitem, Artifact, Model."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     ENTITY_TYPE: ClassVar[str] = ""
 
     id: str

@@ -18,7 +18,9 @@ PythonVersion = Literal["PYTHON3_9", "PYTHON3_10", "PYTHON3_11", "PYTHON3_12", "
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Schemas are built on first use, not at import: a runner or a DAG file that never
+    # validates a spec of some kind does not pay for it.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def _at_most_one(spec: BaseModel, fields: tuple[str, ...]) -> None:

@@ -17,7 +17,7 @@ from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Project
 from digitalhub_provider.entities.base import new_id, now_iso
 from digitalhub_provider.entities.keys import is_key, parse_key, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
-from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
+from digitalhub_provider.errors import EntityError, EntityExistsError, EntityNotFoundError
 from digitalhub_provider.sdk.context import Context, get_context
 
 E = TypeVar("E", bound=Entity)
@@ -52,7 +52,7 @@ def get_or_create_project(name: str, ctx: Context | None = None, **kwargs: Any) 
     except EntityNotFoundError:
         try:
             return new_project(name, ctx=ctx, **kwargs)
-        except DigitalHubError:
+        except EntityExistsError:
             return get_project(name, ctx=ctx)  # another process created it first
 
 

@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from digitalhub_provider.entities import ENTITY_CLASSES, Artifact, Dataitem, Entity, Model, Project
-from digitalhub_provider.entities.base import Metadata, new_id
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
 from digitalhub_provider.runtimes.python.handler import declared_outputs
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
 
+if TYPE_CHECKING:
+    from digitalhub_provider.entities import Entity
+
+# The entity models (pydantic) are imported only by a run that has inputs, a ``project``
+# argument or data outputs: a handler that takes parameters and returns primitives does
+# not pay their ~0.2 s import.
+
 RESERVED_SERVE = ("context", "event", "events")
-INPUT_CLASSES = {"dataitem": Dataitem, "artifact": Artifact, "model": Model}
 
 
 class HandlerFailed(Exception):
@@ -88,6 +93,9 @@ def compose_arguments(fn: Any, spec: RunSpec, ctx: RunnerContext) -> dict[str, A
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         if name == "project":
+            from digitalhub_provider.entities import Project
+            from digitalhub_provider.entities.base import Metadata
+
             project = Project(
                 id=spec.project,
                 name=spec.project,
@@ -114,6 +122,8 @@ def compose_arguments(fn: Any, spec: RunSpec, ctx: RunnerContext) -> dict[str, A
 
 
 def _input_object(name: str, ref: dict[str, Any], param: inspect.Parameter | None, ctx: RunnerContext) -> Entity:
+    from digitalhub_provider.entities import ENTITY_CLASSES, Artifact, Dataitem, Entity, Model
+
     etype = ref["type"]
     entity = ENTITY_CLASSES[etype].from_dict(ref["entity"], ctx)
     wanted = param.annotation if param is not None else inspect.Parameter.empty
@@ -150,13 +160,19 @@ def map_outputs(
         value = _plain(value)
         if _is_dataframe(value):
             outputs[name] = _dataframe_output(name, value, spec, ctx, written)
-        elif isinstance(value, Entity):
+        elif _is_entity(value):
             outputs[name] = {"type": value.ENTITY_TYPE, "entity": value.to_dict(), "existing": not _logged(ctx, value)}
         elif _is_primitive(value):
             results[name] = value
         else:
             outputs[name] = _pickled_output(name, value, spec, ctx, written)
     return outputs, results
+
+
+def _is_entity(value: Any) -> bool:
+    """An entity object; if the entity models were never imported, the value cannot be one."""
+    base = sys.modules.get("digitalhub_provider.entities.base")
+    return base is not None and isinstance(value, base.Entity)
 
 
 def _logged(ctx: RunnerContext, entity: Entity) -> bool:
@@ -185,6 +201,8 @@ def _is_primitive(value: Any) -> bool:
 
 
 def _dataframe_output(name: str, df: Any, spec: RunSpec, ctx: RunnerContext, written: list[str]) -> dict[str, Any]:
+    from digitalhub_provider.entities import Dataitem
+    from digitalhub_provider.entities.base import new_id
     from digitalhub_provider.stores.data.tables import write_df
 
     entity_id = new_id()
@@ -207,6 +225,9 @@ def _pickled_output(name: str, value: Any, spec: RunSpec, ctx: RunnerContext, wr
         payload = pickle.dumps(value)
     except Exception as exc:
         raise RunError(f"output {name!r} ({type(value).__name__}) cannot be pickled: {exc}") from None
+    from digitalhub_provider.entities import Artifact
+    from digitalhub_provider.entities.base import new_id
+
     entity_id = new_id()
     path = ctx.material_url(spec.project, "artifact", name, entity_id, f"{name}.pickle")
     written.append(path)
