@@ -218,10 +218,18 @@ def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
     )
     url = ctx.run_url(run.id, RUNSPEC_FILE)
     store = ctx.data_store(url)
-    store.delete(spec.result_url)  # a stale result of an earlier attempt must not be read
+    if _has_run_before(run):  # a stale result of an earlier attempt must not be read
+        store.delete(spec.result_url)
     store.write_bytes(url, spec.to_json())
     set_state(ctx, run, State.READY)
     return url
+
+
+def _has_run_before(run: Run) -> bool:
+    """Whether a runner may already have written a result for this run (a new run has none: skipping
+    the delete saves a few store round trips on S3)."""
+    transitions = run.status.get("transitions") or []
+    return any(isinstance(t, dict) and t.get("status") == State.RUNNING.value for t in transitions)
 
 
 def log_path(ctx: Context, run: Run) -> Path:
