@@ -25,6 +25,8 @@ ENV_S3_REGION = "DIGITALHUB_S3_REGION"
 ENV_ENVS_DIR = "DIGITALHUB_ENVS_DIR"
 ENV_METADATA_PASSWORD = "DIGITALHUB_METADATA_PASSWORD"  # set from a Kubernetes secret in pods
 ENV_TEE_LOGS = "DIGITALHUB_TEE_LOGS"  # the runner also uploads its own output (pods)
+ENV_MLRUN_API = "DIGITALHUB_MLRUN_API"  # an MLRun API server the mlrun runtime registers its runs with
+ENV_MLRUN_TOKEN = "DIGITALHUB_MLRUN_TOKEN"  # its token; set from a Kubernetes secret in pods
 
 
 def default_home() -> Path:
@@ -33,7 +35,7 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Locations of the metadata and data stores, plus S3 access."""
+    """Locations of the metadata and data stores, plus S3 access (and an optional MLRun API server)."""
 
     metadata_url: str
     data_url: str
@@ -42,6 +44,8 @@ class Settings:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_region: str | None = None
     envs_dir: str | None = None
+    mlrun_api: str | None = None
+    mlrun_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -58,6 +62,8 @@ class Settings:
             s3_secret_access_key=env.get(ENV_S3_SECRET) or env.get("AWS_SECRET_ACCESS_KEY") or None,
             s3_region=env.get(ENV_S3_REGION) or env.get("AWS_DEFAULT_REGION") or None,
             envs_dir=env.get(ENV_ENVS_DIR) or str(home / "envs"),
+            mlrun_api=env.get(ENV_MLRUN_API) or None,
+            mlrun_token=env.get(ENV_MLRUN_TOKEN) or None,
         )
 
     def with_overrides(self, **changes: str | None) -> Settings:
@@ -73,6 +79,8 @@ class Settings:
             ENV_S3_SECRET: self.s3_secret_access_key,
             ENV_S3_REGION: self.s3_region,
             ENV_ENVS_DIR: self.envs_dir,
+            ENV_MLRUN_API: self.mlrun_api,
+            ENV_MLRUN_TOKEN: self.mlrun_token,
         }
         return {k: v for k, v in pairs.items() if v}
 

@@ -8,7 +8,9 @@ embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``)
 - ``data_url``: a local folder or ``s3://bucket/prefix``;
 - ``s3_endpoint_url`` / ``s3_region``: for MinIO or another S3 API;
 - login / password: the S3 access key id and secret (the password is masked);
-- ``ui_url``: where a DigitalHub console shows runs (used by the task's extra link).
+- ``ui_url``: where a DigitalHub console shows runs (used by the task's extra link);
+- ``mlrun_api``: an MLRun API server (``http(s)://host:port``, no credentials in it) the mlrun
+  runtime registers its runs and artifacts with, after running them; ``mlrun_token`` its token (masked).
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ class DigitalHubHook(BaseHook):
 
             mask_secret(extra["metadata_password"])
             metadata_url = with_password(metadata_url, extra["metadata_password"])
+        if extra.get("mlrun_token"):
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(extra["mlrun_token"])
         self._settings = base.with_overrides(
             metadata_url=metadata_url,
             data_url=extra.get("data_url"),
@@ -74,6 +80,8 @@ class DigitalHubHook(BaseHook):
             s3_region=extra.get("s3_region"),
             s3_access_key_id=conn.login,
             s3_secret_access_key=conn.password,
+            mlrun_api=extra.get("mlrun_api"),
+            mlrun_token=extra.get("mlrun_token"),
         )
         return self._settings
 

@@ -32,6 +32,17 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "kfp_namespace": {"label": "KFP namespace", "schema": {"type": ["string", "null"]}},
     "kfp_experiment_id": {"label": "KFP experiment id", "schema": {"type": ["string", "null"]}},
+    "mlrun_api": {
+        "label": "MLRun API server",
+        "schema": {"type": ["string", "null"]},
+        "description": (
+            "e.g. http://mlrun-api:8080; mlrun runs still run locally (or in a pod) and are then registered there"
+        ),
+    },
+    "mlrun_token": {
+        "label": "MLRun API token",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
     "launcher": {
         "label": "Default launcher",
         "schema": {"type": ["string", "null"], "enum": ["local", "kubernetes", None], "default": "local"},
@@ -46,7 +57,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Kubernetes secret with the store credentials",
         "schema": {"type": ["string", "null"]},
         "description": (
-            "Keys DIGITALHUB_S3_ACCESS_KEY_ID, DIGITALHUB_S3_SECRET_ACCESS_KEY, DIGITALHUB_METADATA_PASSWORD"
+            "Keys DIGITALHUB_S3_ACCESS_KEY_ID, DIGITALHUB_S3_SECRET_ACCESS_KEY, DIGITALHUB_METADATA_PASSWORD, "
+            "DIGITALHUB_MLRUN_TOKEN"
         ),
     },
     "default_image": {

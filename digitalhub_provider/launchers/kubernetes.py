@@ -18,11 +18,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from digitalhub_provider.config import (
     ENV_DATA_URL,
     ENV_METADATA_PASSWORD,
     ENV_METADATA_URL,
+    ENV_MLRUN_API,
+    ENV_MLRUN_TOKEN,
     ENV_S3_ENDPOINT,
     ENV_S3_KEY,
     ENV_S3_REGION,
@@ -108,10 +111,18 @@ def runner_env(settings: Settings, k8s: KubernetesSettings) -> list[dict[str, An
         env.append({"name": ENV_S3_ENDPOINT, "value": settings.s3_endpoint_url})
     if settings.s3_region:
         env.append({"name": ENV_S3_REGION, "value": settings.s3_region})
+    if settings.mlrun_api:
+        if urlsplit(settings.mlrun_api).password is not None:
+            raise EntityError(
+                "the connection's mlrun_api URL holds a password: name the server without credentials and put its "
+                "token in mlrun_token (pods get it from the credentials_secret)"
+            )
+        env.append({"name": ENV_MLRUN_API, "value": settings.mlrun_api})
     secrets = [
         (ENV_S3_KEY, settings.s3_access_key_id),
         (ENV_S3_SECRET, settings.s3_secret_access_key),
         (ENV_METADATA_PASSWORD, password),
+        (ENV_MLRUN_TOKEN, settings.mlrun_token),
     ]
     for name, value in secrets:
         if not value:
@@ -119,7 +130,8 @@ def runner_env(settings: Settings, k8s: KubernetesSettings) -> list[dict[str, An
         if not k8s.credentials_secret:
             raise EntityError(
                 "the connection holds credentials but names no credentials_secret: create a Kubernetes secret with "
-                f"the keys {ENV_S3_KEY}, {ENV_S3_SECRET} (and {ENV_METADATA_PASSWORD}) and name it in the connection; "
+                f"the keys {ENV_S3_KEY}, {ENV_S3_SECRET} (and {ENV_METADATA_PASSWORD}, {ENV_MLRUN_TOKEN}) and name it "
+                "in the connection; "
                 "credential values are never written into pod specs"
             )
         env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": k8s.credentials_secret, "key": name}}})
@@ -171,6 +183,14 @@ def pod_manifest_for_run(
 ) -> dict[str, Any]:
     """The manifest for ``run``, with the RunSpec at its usual place on the context's data store."""
     from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
+    from digitalhub_provider.runtimes.registry import BUILD_ACTION
+
+    if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
+        raise EntityError(
+            f"the {BUILD_ACTION} action makes a local virtualenv; in a pod the environment is the image "
+            f"(images/{fn.kind}/Dockerfile; building images with Kaniko is not supported yet): run the "
+            f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
+        )
 
     return run_manifest(run, fn, ctx.run_url(run.id, RUNSPEC_FILE), ctx.settings, k8s, run_as_root=run_as_root)
 

@@ -25,7 +25,10 @@ class MlrunJobOperator(DigitalHubRunOperator):
     spec changed. A relative local ``source["source"]`` is read from the DAG file's folder.
     MLRun runs it locally in the mlrun environment; its artifacts come back as outputs
     (``outputs`` renames them: ``{"mlrun name": "our name"}``) and the MLRun results named
-    in ``values`` as results, all through XCom.
+    in ``values`` as results, all through XCom. When the connection names an MLRun API server
+    (extra ``mlrun_api``, token in ``mlrun_token``), the run, its project and its artifacts are
+    then registered there too (the result ``mlrun_api`` is the server's URL); a failed
+    registration fails the task and leaves nothing behind.
     """
 
     template_fields = (

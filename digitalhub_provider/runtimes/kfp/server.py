@@ -77,7 +77,11 @@ def read_target(ctx: Any, run_id: str) -> dict[str, Any] | None:
 
 def safe_env(settings: Any) -> dict[str, str]:
     """Store locations for the step pods, with no credential: those come from the cluster (secrets, image)."""
-    env = {k: v for k, v in settings.to_env().items() if "ACCESS_KEY" not in k and "SECRET" not in k}
+    env = {
+        k: v
+        for k, v in settings.to_env().items()
+        if not any(w in k for w in ("ACCESS_KEY", "SECRET", "TOKEN", "PASSWORD"))
+    }
     if "DIGITALHUB_METADATA_URL" in env:
         parts = urlsplit(env["DIGITALHUB_METADATA_URL"])
         if parts.password:

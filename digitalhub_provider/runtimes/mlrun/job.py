@@ -15,7 +15,11 @@ The seed's workflow:
    renamed through ``outputs`` (``{"mlrun name": "our name"}``); the MLRun results named
    in ``values`` (all of them when ``values`` is not given) become run results, and the
    raw MLRun run record is kept as the result ``mlrun_run``;
-5. on any error delete what this run already uploaded: nothing is left half-written.
+5. when an MLRun API server is named (``DIGITALHUB_MLRUN_API``, the connection's ``mlrun_api``),
+   register the run there after it ran (:mod:`.register`): the project, the artifacts (pointing
+   at the platform's copies) and the run record (also a failed run's record); the result
+   ``mlrun_api`` says where (the server's URL, without credentials);
+6. on any error delete what this run already uploaded: nothing is left half-written.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from digitalhub_provider.runtimes.contract import RunResult, RunSpec
 from digitalhub_provider.runtimes.python.sources import DEFAULT_FILENAME, fetch_source
 
 MLRUN_RUN_RESULT = "mlrun_run"
+MLRUN_API_RESULT = "mlrun_api"
 DEFAULT_IMAGE = "mlrun/mlrun"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DATA_FIELDS = ("preview", "stats")  # an MLRun artifact's status fields that hold data
@@ -49,11 +54,17 @@ FAILED_STATES = ("error", "aborted")
 
 
 class MlrunRunFailed(Exception):
-    """The MLRun run ended in a state other than ``completed``: MLRun's message and traceback."""
+    """The MLRun run ended in a state other than ``completed``: MLRun's message and traceback
+    (``args``), and MLRun's run record (``record``)."""
+
+    def __init__(self, message: str, tb: str | None, record: dict[str, Any] | None = None) -> None:
+        super().__init__(message, tb)
+        self.record = record or {}
 
 
 def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
     written: list[str] = []
+    api, token = ctx.settings.mlrun_api, ctx.settings.mlrun_token
     try:
         with tempfile.TemporaryDirectory(prefix=f"dh-mlrun-{spec.run_id[:8]}-") as tmp:
             workdir = Path(tmp)
@@ -62,16 +73,37 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
             inputs = fetch_inputs(spec, _mkdir(workdir / "inputs"), ctx)
             root = location if location.is_dir() else location.parent
             record, artifacts = run_mlrun(spec, code, func, inputs, workdir, root)
-            outputs, results = map_outputs(spec, record, artifacts, ctx, written, _mkdir(workdir / "bodies"))
+            placed: dict[str, str] = {}
+            outputs, results = map_outputs(
+                spec, record, artifacts, ctx, written, _mkdir(workdir / "bodies"), placed=placed
+            )
+        if api:
+            from digitalhub_provider.runtimes.mlrun.register import register_run
+
+            results[MLRUN_API_RESULT] = register_run(api, token, spec.project, record, artifacts, placed)
         return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results)
     except BaseException as exc:
         _cleanup(ctx, written)
         if isinstance(exc, MlrunRunFailed):
             message, tb = exc.args
+            if api and exc.record:
+                message = _register_failed(api, token, spec.project, exc.record, message)
         else:
             message = str(exc) if isinstance(exc, DigitalHubError) else f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
         return RunResult(run_id=spec.run_id, state="ERROR", message=message, traceback=tb)
+
+
+def _register_failed(api: str, token: str | None, project: str, record: dict[str, Any], message: str) -> str:
+    """Register a failed MLRun run's record (its artifacts were never uploaded: they are not);
+    the run's message says where it was registered, or why it was not."""
+    from digitalhub_provider.runtimes.mlrun.register import RegistrationError, register_run
+
+    try:
+        where = register_run(api, token, project, record, [], {})
+    except RegistrationError as exc:
+        return f"{message}; and {exc}"
+    return f"{message} (run registered with the MLRun API server {where})"
 
 
 def _mkdir(path: Path) -> Path:
@@ -234,7 +266,8 @@ def run_mlrun(
     if state != "completed":
         error = status.get("error") or status.get("status_text") or "MLRun gave no error message"
         tb = "\n".join(catcher.tracebacks) or None
-        raise MlrunRunFailed(f"the MLRun run {record.get('metadata', {}).get('name', '')} ended {state}: {error}", tb)
+        name = record.get("metadata", {}).get("name", "")
+        raise MlrunRunFailed(f"the MLRun run {name} ended {state}: {error}", tb, record)
     uid = record.get("metadata", {}).get("uid", "")
     artifacts = status.get("artifacts") or db.artifacts_of(uid)
     return record, [a for a in artifacts if a]
@@ -248,10 +281,12 @@ def map_outputs(
     ctx: RunnerContext,
     written: list[str],
     scratch: Path,
+    placed: dict[str, str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """MLRun artifacts -> entities (renamed through ``outputs``); MLRun results -> run results.
 
-    Every name asked for is checked before anything is uploaded."""
+    Every name asked for is checked before anything is uploaded. ``placed`` (when given) is filled
+    with each artifact's MLRun key -> the path of the entity it became."""
     produced = {str(a.get("metadata", {}).get("key")): a for a in artifacts}
     mlrun_results: dict[str, Any] = (record.get("status") or {}).get("results") or {}
     rename = dict(spec.outputs) if isinstance(spec.outputs, dict) else {}
@@ -281,6 +316,8 @@ def map_outputs(
         entity = out["entity"]
         print(f"MLRun artifact {key!r} -> {out['type']} {entity['name']!r} at {entity['spec']['path']}", flush=True)
         outputs[names[key]] = out
+        if placed is not None:
+            placed[key] = str(entity["spec"]["path"])
     keep = spec.values if spec.values is not None else list(mlrun_results)
     results = {key: _json_safe(mlrun_results[key]) for key in keep}
     results[MLRUN_RUN_RESULT] = _json_safe(run_record(record))
