@@ -717,3 +717,26 @@ def test_the_sdk_runs_on_a_kfp_server_named_in_the_environment(
     assert run.state == "COMPLETED", run.status.message
     assert run.result("kfp_run_id") == kfp_standin.created[0]["run_id"]
     assert kfp_standin.state_of(run.result("kfp_run_id")) == "SUCCEEDED"
+
+
+def test_step_pods_get_store_locations_but_no_credential() -> None:
+    """What the compiled steps are given (env of the step pods on a KFP cluster): never a key, a secret,
+    a token or a password, even when the worker's settings hold them."""
+    from digitalhub_provider.config import Settings
+    from digitalhub_provider.runtimes.kfp.server import safe_env
+
+    settings = Settings(
+        metadata_url="postgresql+psycopg2://dh:pg-pass@db:5432/dh",
+        data_url="s3://bucket/data",
+        s3_endpoint_url="http://minio:9000",
+        s3_access_key_id="AKIA-KEY",
+        s3_secret_access_key="s3-secret",
+        mlrun_api="http://mlrun-api:8080",
+        mlrun_token="mlrun-token",
+    )
+    env = safe_env(settings)
+    text = json.dumps(env)
+    for secret in ("pg-pass", "AKIA-KEY", "s3-secret", "mlrun-token"):
+        assert secret not in text
+    assert env["DIGITALHUB_METADATA_URL"] == "postgresql+psycopg2://dh@db:5432/dh"
+    assert env["DIGITALHUB_DATA_URL"] == "s3://bucket/data" and env["DIGITALHUB_MLRUN_API"] == "http://mlrun-api:8080"
