@@ -45,12 +45,10 @@ def test_s3_dataframe_artifact_and_model(s3_env: str, tmp_path: Path) -> None:
 
 
 def test_s3_large_file_goes_multipart_and_streams(s3_env: str, tmp_path: Path) -> None:
-    from boto3.s3.transfer import TransferConfig
-
     ctx = get_context()
     store = ctx.data_store(s3_env)
     assert isinstance(store, S3DataStore)
-    store.transfer = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    store.small = store.part_size = 5 * 1024 * 1024
     big = tmp_path / "big.bin"
     with open(big, "wb") as fh:
         for i in range(12):
@@ -62,6 +60,13 @@ def test_s3_large_file_goes_multipart_and_streams(s3_env: str, tmp_path: Path) -
     assert head["ETag"].strip('"').endswith("-3")  # three parts: a multipart upload
     back = store.download(url, tmp_path / "back.bin")
     assert back.read_bytes() == big.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 1000)
+    store.upload(small, url + ".small")  # one put_object: a plain ETag (no part count)
+    assert "-" not in store.client.head_object(Bucket=bucket, Key=key + ".small")["ETag"]
+    assert store.download(url + ".small", tmp_path / "small-back.bin").read_bytes() == b"x" * 1000
+    store.delete(url + ".small")
     store.delete(url)
     assert not store.exists(url)
     with pytest.raises(EntityNotFoundError, match="no object at"):

@@ -135,6 +135,45 @@ def _op(**kwargs: Any) -> Any:
     return PythonRuntimeOperator(**{**base, **kwargs})
 
 
+def test_a_small_runspec_travels_inline_and_is_still_stored_a_large_one_only_on_s3(
+    k8s: StandinK8s, k8s_conn: dict, s3_endpoint: str
+) -> None:
+    """The pod gets a small RunSpec in DIGITALHUB_RUNSPEC (it starts without reading S3) and the worker
+    stores runspec.json for the record; a RunSpec over 64 KiB is only on S3, where the pod reads it."""
+    from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX, RunSpec
+
+    code = "def add(a, b):\n    return a + b\n"
+    small = _op(task_id="small", code=code, handler="add", parameters={"a": 1, "b": 2}).execute(_context("small"))
+    big_list = list(range(INLINE_RUNSPEC_MAX // 4))  # ~ 4 bytes per number in JSON: over the limit
+    big = _op(task_id="big", code=code, handler="add", parameters={"a": [0], "b": big_list}).execute(_context("big"))
+    assert small["results"] == {"output": 3} and big["results"]["output"] == [0, *big_list]
+    keys = _s3_keys(s3_endpoint, k8s_conn["bucket"])
+    envs = {}
+    for summary in (small, big):
+        assert f"data/runs/{summary['run_id']}/runspec.json" in keys  # stored in both cases
+        pod = next(p for p in k8s.history if p.manifest["metadata"]["labels"]["digitalhub.run"] == summary["run_id"])
+        envs[summary["run_id"]] = {e["name"]: e.get("value") for e in pod.manifest["spec"]["containers"][0]["env"]}
+    inline = RunSpec.from_json(envs[small["run_id"]][ENV_RUNSPEC].encode())
+    assert inline.run_id == small["run_id"] and inline.parameters == {"a": 1, "b": 2}
+    assert ENV_RUNSPEC not in envs[big["run_id"]]
+
+
+def test_the_runner_uses_an_inline_runspec_only_for_its_own_url(dh_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitalhub_provider.config import Settings
+    from digitalhub_provider.runtimes.context import RunnerContext
+    from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, RUNSPEC_FILE, RunSpec
+    from digitalhub_provider.runtimes.runner import _inline_runspec
+
+    ctx = RunnerContext(Settings.from_env())
+    spec = RunSpec(run_id="abc", run_key="k", project="p", runtime="python", action="job", function={}, source={},
+                   handler="h")  # fmt: skip
+    monkeypatch.setenv(ENV_RUNSPEC, spec.to_json().decode())
+    assert _inline_runspec(ctx, ctx.run_url("abc", RUNSPEC_FILE)) == spec
+    assert _inline_runspec(ctx, ctx.run_url("other", RUNSPEC_FILE)) is None  # another run's URL: read the store
+    monkeypatch.delenv(ENV_RUNSPEC)
+    assert _inline_runspec(ctx, ctx.run_url("abc", RUNSPEC_FILE)) is None
+
+
 def test_failing_pods_give_runs_in_error(k8s: StandinK8s, k8s_conn: dict) -> None:
     from airflow.sdk.exceptions import AirflowException
 

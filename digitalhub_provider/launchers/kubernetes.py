@@ -36,6 +36,7 @@ from digitalhub_provider.config import (
 )
 from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.k8s_spec import pod_manifest
+from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX
 from digitalhub_provider.runtimes.registry import environment_of
 
 if TYPE_CHECKING:
@@ -153,17 +154,28 @@ def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
 
 
 def run_manifest(
-    run: Run, fn: Executable, runspec_url: str, settings: Settings, k8s: KubernetesSettings, run_as_root: bool = False
+    run: Run,
+    fn: Executable,
+    runspec_url: str,
+    settings: Settings,
+    k8s: KubernetesSettings,
+    run_as_root: bool = False,
+    runspec: str | None = None,
 ) -> dict[str, Any]:
-    """The pod that runs ``run`` (validated; raises :class:`EntityError` before anything is created)."""
+    """The pod that runs ``run`` (validated; raises :class:`EntityError` before anything is created).
+
+    ``runspec`` (the RunSpec's JSON) goes inline into the pod's environment when it is small."""
     task = {k: v for k, v in run.spec.items() if k in TASK_POD_FIELDS}
+    env = runner_env(settings, k8s)
+    if runspec is not None and len(runspec) <= INLINE_RUNSPEC_MAX:
+        env.append({"name": ENV_RUNSPEC, "value": runspec})
     return pod_manifest(
         name=f"dh-{label_value(fn.name)[:30].lower().strip('-.') or 'run'}-{run.id[:12]}",
         namespace=k8s.namespace,
         image=image_for(fn, k8s),
         command=list(RUNNER_COMMAND),
         args=[runspec_url],
-        env=runner_env(settings, k8s),
+        env=env,
         task=task,
         labels={
             "digitalhub.project": label_value(run.project),
@@ -179,7 +191,12 @@ def run_manifest(
 
 
 def pod_manifest_for_run(
-    run: Run, fn: Executable, ctx: Context, k8s: KubernetesSettings, run_as_root: bool = False
+    run: Run,
+    fn: Executable,
+    ctx: Context,
+    k8s: KubernetesSettings,
+    run_as_root: bool = False,
+    runspec: str | None = None,
 ) -> dict[str, Any]:
     """The manifest for ``run``, with the RunSpec at its usual place on the context's data store."""
     from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
@@ -192,7 +209,8 @@ def pod_manifest_for_run(
             f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
         )
 
-    return run_manifest(run, fn, ctx.run_url(run.id, RUNSPEC_FILE), ctx.settings, k8s, run_as_root=run_as_root)
+    url = ctx.run_url(run.id, RUNSPEC_FILE)
+    return run_manifest(run, fn, url, ctx.settings, k8s, run_as_root=run_as_root, runspec=runspec)
 
 
 TASK_POD_FIELDS = ("node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile")

@@ -29,6 +29,30 @@ TASK_ARGUMENTS = (
 LABEL_PREFIX = "airflow."
 
 
+class _Background:
+    """One call in a helper thread; ``wait()`` joins it and gives its exception, if any (never raises)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        import threading
+
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, name="digitalhub-background", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float = 300) -> BaseException | None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return TimeoutError(f"still running after {timeout:g} s")
+        return self.error
+
+
 class DigitalHubRunOperator(BaseOperator):
     """Base of the runtime operators: run one action of a DigitalHub function as an Airflow task."""
 
@@ -249,11 +273,11 @@ class DigitalHubRunOperator(BaseOperator):
         return self.push_xcom(context, run)
 
     # -- Kubernetes ------------------------------------------------------------------------------
-    def _pod_operator(self, ctx: Context, fn: Executable, run: Run, hook: Any) -> Any:
+    def _pod_operator(self, ctx: Context, fn: Executable, run: Run, hook: Any, runspec: str | None = None) -> Any:
         from digitalhub_provider.launchers.kubernetes import KubernetesSettings, pod_manifest_for_run, pod_operator
 
         k8s = KubernetesSettings.from_extras(hook.extras or {})
-        manifest = pod_manifest_for_run(run, fn, ctx, k8s, run_as_root=self.run_as_root)
+        manifest = pod_manifest_for_run(run, fn, ctx, k8s, run_as_root=self.run_as_root, runspec=runspec)
         self._kpo = pod_operator(self.task_id, manifest, k8s, deferrable=self.deferrable)
         return self._kpo
 
@@ -263,20 +287,34 @@ class DigitalHubRunOperator(BaseOperator):
 
         from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
-        from digitalhub_provider.sdk.runs import set_state, write_runspec
+        from digitalhub_provider.runtimes.contract import INLINE_RUNSPEC_MAX
+        from digitalhub_provider.sdk.runs import build_runspec, set_state, store_runspec
 
         try:
-            kpo = self._pod_operator(ctx, fn, run, hook)  # every pod argument is checked here
+            spec = build_runspec(run, fn, ctx)
+            runspec = spec.to_json().decode()
+            kpo = self._pod_operator(ctx, fn, run, hook, runspec=runspec)  # every pod argument is checked here
         except DigitalHubError as exc:
             set_state(ctx, run, State.ERROR, str(exc))
             raise AirflowException(str(exc)) from None
+        recorder = None
         if run.state == State.CREATED.value:
             set_state(ctx, run, State.BUILT, f"image {kpo.image}")
-            write_runspec(run, fn, ctx)
+            if len(runspec) <= INLINE_RUNSPEC_MAX:
+                # The pod has it inline: storing it (the first S3 call of this process, ~0.4 s of
+                # client set-up) overlaps the pod's start instead of delaying it.
+                recorder = _Background(store_runspec, spec, ctx)
+            else:
+                try:
+                    store_runspec(spec, ctx)
+                except DigitalHubError as exc:
+                    set_state(ctx, run, State.ERROR, str(exc))
+                    raise AirflowException(str(exc)) from None
+            set_state(ctx, run, State.READY)
         if run.state != State.RUNNING.value:
             set_state(ctx, run, State.RUNNING, launcher="kubernetes", pod=kpo.name, namespace=kpo.namespace)
         return self._follow_pod(
-            ctx, run, lambda: kpo.execute_async(context) if self.deferrable else kpo.execute_sync(context)
+            ctx, run, lambda: kpo.execute_async(context) if self.deferrable else kpo.execute_sync(context), recorder
         )
 
     def trigger_reentry(self, context: AirflowContext, event: dict[str, Any]) -> dict[str, Any]:
@@ -293,14 +331,18 @@ class DigitalHubRunOperator(BaseOperator):
             run = self._follow_pod(ctx, run, lambda: kpo.trigger_reentry(context, event))
         return self._complete(context, run)
 
-    def _follow_pod(self, ctx: Context, run: Run, follow: Any) -> Run:
+    def _follow_pod(self, ctx: Context, run: Run, follow: Any, recorder: _Background | None = None) -> Run:
         from airflow.providers.common.compat.sdk import TaskDeferred
 
         from digitalhub_provider.runtimes.contract import RESULT_FILE
         from digitalhub_provider.sdk.runs import finish_run
 
         try:
-            follow()
+            try:
+                follow()
+            finally:
+                if recorder is not None and (error := recorder.wait()) is not None:
+                    self.log.warning("the RunSpec was not stored on the data store (the pod had it inline): %s", error)
         except TaskDeferred:
             raise  # the run stays RUNNING; trigger_reentry finishes it
         except Exception as exc:  # the pod failed, or could not be followed

@@ -13,6 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RUNSPEC_FILE = "runspec.json"
+# A pod also gets its RunSpec inline in this variable when it is small (it holds no credential):
+# the runner then starts without a read from the data store, and the worker stores the file for
+# the record while the pod starts (see ``operators/base.py``).
+ENV_RUNSPEC = "DIGITALHUB_RUNSPEC"
+INLINE_RUNSPEC_MAX = 64 * 1024
 RESULT_FILE = "result.json"
 LOG_FILE = "logs.txt"
 

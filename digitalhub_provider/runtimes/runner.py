@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from digitalhub_provider.config import ENV_TEE_LOGS, Settings
 from digitalhub_provider.runtimes.context import RunnerContext
-from digitalhub_provider.runtimes.contract import LOG_FILE, RunResult, RunSpec
+from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, LOG_FILE, RUNSPEC_FILE, RunResult, RunSpec
 from digitalhub_provider.runtimes.registry import RUNNERS
 
 
@@ -23,7 +23,7 @@ def _now() -> str:
 
 def run_from_url(url: str) -> int:
     ctx = RunnerContext(Settings.from_env())
-    spec = RunSpec.from_json(ctx.data_store(url).read_bytes(url))
+    spec = _inline_runspec(ctx, url) or RunSpec.from_json(ctx.data_store(url).read_bytes(url))
     logs = _tee_output() if os.environ.get(ENV_TEE_LOGS) else None
     started = _now()
     try:
@@ -47,6 +47,15 @@ def run_from_url(url: str) -> int:
         os.unlink(path)
     ctx.data_store(spec.result_url).write_bytes(spec.result_url, result.to_json())
     return 0 if result.state == "COMPLETED" else 1
+
+
+def _inline_runspec(ctx: RunnerContext, url: str) -> RunSpec | None:
+    """The RunSpec given inline (``DIGITALHUB_RUNSPEC``, pods) when it is the one ``url`` names."""
+    raw = os.environ.get(ENV_RUNSPEC)
+    if not raw:
+        return None
+    spec = RunSpec.from_json(raw.encode())
+    return spec if ctx.run_url(spec.run_id, RUNSPEC_FILE) == url else None
 
 
 def _tee_output() -> Callable[[], str]:

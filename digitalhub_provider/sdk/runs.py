@@ -193,14 +193,14 @@ def source_of(fn: Executable) -> dict[str, Any]:
     return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
 
 
-def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
-    """Write the RunSpec to the data store (READY) and return its URL."""
+def build_runspec(run: Run, fn: Executable, ctx: Context) -> RunSpec:
+    """The RunSpec of ``run``: every input key resolved to its entity (no side effect)."""
     inputs = {}
     for name, key in (run.spec.get("inputs") or {}).items():
         entity = crud.get_entity_by_key(key, ctx=ctx)
         inputs[name] = {"type": entity.ENTITY_TYPE, "entity": entity.to_dict()}
     runtime, _, rest = run.kind.partition("+")
-    spec = RunSpec(
+    return RunSpec(
         run_id=run.id,
         run_key=run.key,
         project=run.project,
@@ -216,11 +216,23 @@ def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
         data_url=ctx.data_root,
         result_url=ctx.run_url(run.id, RESULT_FILE),
     )
-    url = ctx.run_url(run.id, RUNSPEC_FILE)
+
+
+def store_runspec(spec: RunSpec, ctx: Context, delete_stale_result: bool = False) -> str:
+    """Write ``spec`` to the data store and return its URL. Touches neither the run nor the metadata
+    store, so it may run in a helper thread; ``delete_stale_result`` when the run ran before (its old
+    result must not be read), decided by the caller before any runner of this attempt can write one."""
+    url = ctx.run_url(spec.run_id, RUNSPEC_FILE)
     store = ctx.data_store(url)
-    if _has_run_before(run):  # a stale result of an earlier attempt must not be read
+    if delete_stale_result:
         store.delete(spec.result_url)
     store.write_bytes(url, spec.to_json())
+    return url
+
+
+def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
+    """Write the RunSpec to the data store (READY) and return its URL."""
+    url = store_runspec(build_runspec(run, fn, ctx), ctx, delete_stale_result=_has_run_before(run))
     set_state(ctx, run, State.READY)
     return url
 

@@ -1,11 +1,18 @@
-"""S3 (or MinIO, or moto's server) as data store, through boto3.
+"""S3 (or MinIO, or moto's server) as data store, through botocore and s3transfer (boto3's own parts).
 
-Uploads and downloads go through boto3's transfer manager, which streams and
-switches to multipart for large files; nothing is read whole into memory.
+Small objects (RunSpecs, RunResults, logs, anything under ``SMALL``) are one ``put_object`` /
+``get_object`` streamed to or from the file; larger ones go through s3transfer's transfer
+manager, which switches to concurrent multipart parts and ranged reads. Nothing is read whole
+into memory.
+
+Why not ``boto3.client``: importing boto3 (which imports s3transfer) and building its client costs
+~0.55 s, the same botocore client without boto3 ~0.38 s; a run pays it in the worker and again in a
+pod, and most runs only move small files. The transfer manager is imported on the first large file.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,8 @@ from digitalhub_provider.errors import EntityNotFoundError, StoreError
 from digitalhub_provider.stores.data.base import DataStore
 
 MB = 1024 * 1024
+SMALL = 16 * MB  # at most this: a single request each way
+CHUNK = 1 * MB
 
 
 def split_s3(url: str) -> tuple[str, str]:
@@ -26,12 +35,11 @@ def split_s3(url: str) -> tuple[str, str]:
 
 class S3DataStore(DataStore):
     def __init__(self, settings: Settings) -> None:
-        import boto3
-        from boto3.s3.transfer import TransferConfig
+        import botocore.session
         from botocore.config import Config
 
         self.endpoint = settings.s3_endpoint_url
-        self.client: Any = boto3.client(
+        self.client: Any = botocore.session.Session().create_client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             aws_access_key_id=settings.s3_access_key_id,
@@ -39,7 +47,20 @@ class S3DataStore(DataStore):
             region_name=settings.s3_region or "us-east-1",
             config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
         )
-        self.transfer = TransferConfig(multipart_threshold=64 * MB, multipart_chunksize=64 * MB, max_concurrency=8)
+        self.small = SMALL  # objects up to this size: one request
+        self.part_size = 64 * MB  # larger: multipart parts / ranged reads of this size
+        self._manager: Any = None
+
+    def _transfers(self) -> Any:
+        """s3transfer's manager (multipart uploads, concurrent ranged downloads), made on first use."""
+        if self._manager is None:
+            from s3transfer.manager import TransferConfig, TransferManager
+
+            config = TransferConfig(
+                multipart_threshold=self.part_size, multipart_chunksize=self.part_size, max_request_concurrency=8
+            )
+            self._manager = TransferManager(self.client, config)
+        return self._manager
 
     def _call(self, url: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -58,13 +79,31 @@ class S3DataStore(DataStore):
 
     def upload(self, local_path: str | Path, url: str) -> None:
         bucket, key = split_s3(url)
-        self._call(url, self.client.upload_file, str(local_path), bucket, key, Config=self.transfer)
+        path = Path(local_path)
+        if path.stat().st_size <= self.small:
+            with open(path, "rb") as fh:
+                self._call(url, self.client.put_object, Bucket=bucket, Key=key, Body=fh)
+            return
+        self._call(url, lambda: self._transfers().upload(str(path), bucket, key).result())
 
     def download(self, url: str, local_path: str | Path) -> Path:
         bucket, key = split_s3(url)
         dest = Path(local_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._call(url, self.client.download_file, bucket, key, str(dest), Config=self.transfer)
+        obj = self._call(url, self.client.get_object, Bucket=bucket, Key=key)
+        body = obj["Body"]
+        if int(obj.get("ContentLength") or 0) > self.small:
+            body.close()  # a large object: concurrent ranged reads instead of this one stream
+            self._call(url, lambda: self._transfers().download(bucket, key, str(dest)).result())
+            return dest
+        part = dest.with_name(f".{dest.name}.part")  # never a half-written file under the real name
+        try:
+            with open(part, "wb") as fh:
+                self._call(url, shutil.copyfileobj, body, fh, CHUNK)
+            part.replace(dest)
+        finally:
+            body.close()
+            part.unlink(missing_ok=True)
         return dest
 
     def write_bytes(self, url: str, data: bytes) -> None:
