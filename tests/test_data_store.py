@@ -24,6 +24,21 @@ def test_local_dataframe_round_trip(dh_home: Path) -> None:
     pd.testing.assert_frame_equal(dh.get_dataitem("table", project="demo").as_df(), _frame())
 
 
+def test_parquet_reads_keep_dtypes_and_leave_arrow_s_default_pool(dh_home: Path) -> None:
+    """as_df reads into the system allocator (a lower peak) and puts pyarrow's default pool back."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool().backend_name
+    df = pd.DataFrame({"i": [1, 2, 3], "f": [0.5, None, 2.0], "s": ["a", None, "c"],
+                       "t": pd.to_datetime(["2026-01-01", "2026-01-02", None], utc=True)})  # fmt: skip
+    item = dh.log_dataitem(project="demo", name="typed", kind="table", data=df)
+    back = item.as_df()
+    pd.testing.assert_frame_equal(back, df)
+    assert pa.default_memory_pool().backend_name == before != "system"
+    back["i2"] = back["i"] * 2  # a frame with one block per column still behaves as one
+    assert list(back["i2"]) == [2, 4, 6]
+
+
 def test_s3_dataframe_artifact_and_model(s3_env: str, tmp_path: Path) -> None:
     di = dh.log_dataitem(project="demo", name="table", kind="table", data=_frame())
     assert di.spec["path"].startswith(s3_env + "/demo/dataitem/table/")

@@ -10,11 +10,14 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import pickle
 import sys
 import tempfile
+import threading
 import traceback
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,14 +204,18 @@ def _is_primitive(value: Any) -> bool:
 
 
 def _dataframe_output(name: str, df: Any, spec: RunSpec, ctx: RunnerContext, written: list[str]) -> dict[str, Any]:
-    from digitalhub_provider.entities import Dataitem
-    from digitalhub_provider.entities.base import new_id
     from digitalhub_provider.stores.data.tables import write_df
 
-    entity_id = new_id()
+    # The entity models' import (~0.2 s of Python) runs while pyarrow, which releases the GIL, writes.
+    models = threading.Thread(target=importlib.import_module, args=("digitalhub_provider.entities",), daemon=True)
+    models.start()
+    entity_id = uuid.uuid4().hex  # as entities.base.new_id
     path = ctx.material_url(spec.project, "dataitem", name, entity_id, "data.parquet")
     written.append(path)
     write_df(ctx, df, path)
+    models.join()
+    from digitalhub_provider.entities import Dataitem
+
     entity = Dataitem.build(
         project=spec.project,
         name=name,
