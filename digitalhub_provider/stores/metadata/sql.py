@@ -60,7 +60,10 @@ def _engine(url: str) -> Engine:
                 event.listen(eng, "connect", _sqlite_pragmas)
                 event.listen(eng, "begin", _sqlite_begin)
             else:
-                eng = create_engine(url, pool_pre_ping=True)
+                # No pre-ping (a round trip before every statement, ~15% of a page read): a worker's task
+                # process lives for one task, and a longer-lived process gets a fresh connection after 5
+                # minutes, before a server or proxy idle timeout could have cut it.
+                eng = create_engine(url, pool_recycle=300)
             _engines[url] = eng
         return eng
 
