@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 import digitalhub_provider as dh
-from digitalhub_provider.entities import Run
 from tests.servers import free_port, process_group
-from tests.test_mlrun_runtime import BAD, TRAIN, _employees
+from tests.test_mlrun_runtime import BAD, TRAIN, _assert_error, _employees
 
 REPO = Path(__file__).resolve().parent.parent
 # no "-": MLRun sends a token of more than 20 characters with a "-" as an Iguazio session cookie instead
@@ -69,17 +68,6 @@ def standin(standin_server: Standin, monkeypatch: pytest.MonkeyPatch, dh_home: P
     monkeypatch.delenv("DIGITALHUB_MLRUN_TOKEN", raising=False)
     reset_context()
     return standin_server
-
-
-def _assert_nothing_left(run: Run, words: str, dh_home: Path) -> None:
-    assert run.state == "ERROR", run.status.message
-    assert words in (run.status.message or ""), run.status.message
-    assert dh.get_run(run.key).status.state == "ERROR"
-    assert {d.name for d in dh.list_dataitems("demo")} <= {"employees"}
-    assert dh.list_artifacts("demo") == [] and dh.list_models("demo") == []
-    data = dh_home / "data" / "demo"
-    leftovers = [p for p in data.rglob("*") if p.is_file()] if data.exists() else []
-    assert leftovers == [], leftovers
 
 
 def _files_with(root: Path, secret: str) -> list[str]:
@@ -147,7 +135,7 @@ def test_a_completed_run_and_its_artifacts_are_registered(
 def test_a_failed_mlrun_run_is_registered_and_the_run_is_error(standin: Standin, dh_home: Path) -> None:
     fn = dh.new_function(project="demo", name="bad", kind="mlrun", source={"code": BAD}, handler="logs_then_fails")
     run = fn.run(action="job")
-    _assert_nothing_left(run, "the MLRun run bad-logs-then-fails ended error: after logging", dh_home)
+    _assert_error(run, "the MLRun run bad-logs-then-fails ended error: after logging", dh_home)
     assert f"(run registered with the MLRun API server {standin.url})" in (run.status.message or "")
     state = standin.state()
     [(key, record)] = state["runs"].items()
@@ -162,7 +150,7 @@ def test_the_server_failing_an_artifact_store_leaves_nothing_anywhere(standin: S
     standin.fail_artifacts(after=1)  # the first artifact is stored, the second gets HTTP 500
     fn = dh.new_function(project="demo", name="two", kind="mlrun", source={"code": BAD}, handler="two_outputs")
     run = fn.run(action="job")
-    _assert_nothing_left(run, f"cannot register the run with the MLRun API server {standin.url}: ", dh_home)
+    _assert_error(run, f"cannot register the run with the MLRun API server {standin.url}: ", dh_home)
     assert "the stand-in was told to fail artifact stores" in (run.status.message or "")
     state = standin.state()
     assert state["artifacts"] == {} and state["runs"] == {}  # the first artifact was deleted again
@@ -181,7 +169,7 @@ def test_an_unreachable_server_fails_the_run_with_its_url(monkeypatch: pytest.Mo
     reset_context()
     fn = dh.new_function(project="demo", name="two", kind="mlrun", source={"code": BAD}, handler="two_outputs")
     run = fn.run(action="job")
-    _assert_nothing_left(run, f"cannot register the run with the MLRun API server {url}: ", dh_home)
+    _assert_error(run, f"cannot register the run with the MLRun API server {url}: ", dh_home)
     assert "Connection refused" in (run.status.message or "")
     assert TOKEN not in run.logs() and _files_with(dh_home, TOKEN) == []
 
