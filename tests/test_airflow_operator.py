@@ -104,7 +104,8 @@ SLOW = "import time\n\ndef h():\n    print('sleeping', flush=True)\n    time.sle
 def test_on_kill_kills_the_process_and_stops_the_run() -> None:
     from digitalhub_provider.operators import PythonRuntimeOperator
 
-    op = PythonRuntimeOperator(task_id="slow", project="demo", code=SLOW, handler="h", python_version="PYTHON3_11")
+    op = PythonRuntimeOperator(task_id="slow", project="demo", code=SLOW, handler="h", python_version="PYTHON3_11",
+                               in_process=False)  # fmt: skip
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -74,6 +74,7 @@ class DigitalHubRunOperator(BaseOperator):
         outputs: list[str] | dict[str, str] | None = None,
         values: list[str] | None = None,
         local_execution: bool | None = None,
+        in_process: bool | None = None,
         node_selector: list[dict[str, Any]] | dict[str, str] | None = None,
         volumes: list[dict[str, Any]] | None = None,
         resources: dict[str, Any] | None = None,
@@ -103,6 +104,7 @@ class DigitalHubRunOperator(BaseOperator):
         self.outputs = outputs
         self.values = values
         self.local_execution = local_execution
+        self.in_process = in_process
         self.node_selector = node_selector
         self.volumes = volumes
         self.task_resources = resources  # BaseOperator.resources means Airflow's own Resources
@@ -184,8 +186,9 @@ class DigitalHubRunOperator(BaseOperator):
         from digitalhub_provider.entities import Run, State
 
         mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
-        runs = [Run.from_dict(d, ctx) for d in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200)]
-        return [r for r in runs if not State(r.state).final and mine <= set(r.metadata.labels or [])]
+        unfinished = [s.value for s in State if not s.final]
+        rows = ctx.metadata.list(fn.project, "run", function_name=fn.name, state=unfinished, limit=200)
+        return [Run.from_dict(d, ctx) for d in rows if mine <= set((d.get("metadata") or {}).get("labels") or [])]
 
     def mark_stale_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> None:
         """A run of an earlier try of this task instance still CREATED..RUNNING lost its worker:
@@ -235,6 +238,8 @@ class DigitalHubRunOperator(BaseOperator):
         self._ctx = ctx
         labels = self.run_labels(context)
         kubernetes = self.use_kubernetes(hook)
+        if kubernetes and self.in_process:
+            raise AirflowException("in_process=True runs on the local launcher only, and this task runs in a pod")
         try:
             fn = self.resolve_function(ctx)
             run = self.adopt_run(ctx, fn, labels) if kubernetes else None
@@ -262,7 +267,7 @@ class DigitalHubRunOperator(BaseOperator):
             if kubernetes:
                 run = self.launch_kubernetes(ctx, fn, run, context, hook)
             else:
-                run = self.launch(ctx, fn, run)
+                run = self.launch(ctx, fn, run, hook)
         return self._complete(context, run)
 
     def _complete(self, context: AirflowContext, run: Run) -> dict[str, Any]:
@@ -353,25 +358,65 @@ class DigitalHubRunOperator(BaseOperator):
             return finish_run(run, ctx, message=f"the pod failed before writing a result: {first}")
         return finish_run(run, ctx, exit_code=0)
 
-    def launch(self, ctx: Context, fn: Executable, run: Run) -> Run:
-        """Run it with the local launcher; the Kubernetes launcher overrides this."""
+    def launch(self, ctx: Context, fn: Executable, run: Run, hook: Any = None) -> Run:
+        """Run it with the local launcher: in this interpreter when it can (see :meth:`runs_in_process`),
+        else in a subprocess."""
         from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
         from digitalhub_provider.runtimes.registry import BUILD_ACTION
-        from digitalhub_provider.sdk.runs import build_run, finish_run, set_state, start_local, write_runspec
+        from digitalhub_provider.sdk.runs import build_run, finish_run, ready_runspec, set_state, start_local
 
         try:
-            python = build_run(run, fn, ctx, log=self.log.info)
-            if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
-                return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
-            url = write_runspec(run, fn, ctx)
+            in_process = self.runs_in_process(fn, run, hook)
+            if in_process:  # nothing to build, and BUILT and READY are saved with RUNNING, in one write
+                set_state(ctx, run, State.BUILT, "this interpreter", persist=False)
+                spec = ready_runspec(run, fn, ctx, persist=False)
+            else:
+                python = build_run(run, fn, ctx, log=self.log.info)
+                if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
+                    return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
+                spec = ready_runspec(run, fn, ctx)
         except DigitalHubError as exc:
             return set_state(ctx, run, State.ERROR, str(exc))
+        if in_process:
+            return self._launch_in_process(ctx, run, spec)
+        url = ctx.run_url(run.id, RUNSPEC_FILE)
         self._proc = start_local(run, python, url, ctx, on_line=self._log_line)
         try:
             code = self._proc.wait()
         except BaseException as exc:  # execution_timeout, or the task being killed
             self._proc.kill()
+            finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
+            raise
+        return finish_run(run, ctx, exit_code=code)
+
+    def runs_in_process(self, fn: Executable, run: Run, hook: Any = None) -> bool:
+        """Whether the run goes inside this task's interpreter: ``in_process=True`` asks for it (an error
+        when the function cannot), ``False`` refuses it; unset, a python job without requirements on the
+        worker's Python does, unless the connection's ``in_process`` extra is false."""
+        from digitalhub_provider.errors import EntityError
+        from digitalhub_provider.runtimes.registry import in_process_refusal
+
+        wanted = self.in_process
+        if wanted is None and hook is not None:
+            extra = (hook.extras or {}).get("in_process")
+            wanted = None if extra is None else str(extra).lower() not in ("false", "0", "no", "off")
+        if wanted is False:
+            return False
+        action = run.kind.split(":")[0].partition("+")[2]
+        refusal = in_process_refusal(fn.kind, action, fn.spec)
+        if refusal is not None and wanted:
+            raise EntityError(f"in_process=True cannot be honoured: {refusal}")
+        return refusal is None
+
+    def _launch_in_process(self, ctx: Context, run: Run, spec: Any) -> Run:
+        from digitalhub_provider.sdk.runs import finish_run, start_in_process
+
+        runner = self._proc = start_in_process(run, ctx)
+        try:
+            code = runner.run(spec, ctx.settings)
+        except BaseException as exc:  # execution_timeout (or another interrupt) unwound the handler
             finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
             raise
         return finish_run(run, ctx, exit_code=code)

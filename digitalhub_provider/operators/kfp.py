@@ -182,13 +182,14 @@ class KfpPipelineOperator(DigitalHubRunOperator):
         self.log.info("KFP API server %s%s", self._target["host"], f", reattaching to KFP run {again}" if again else "")
 
     # -- launch ---------------------------------------------------------------------------------------------
-    def launch(self, ctx: Context, fn: Executable, run: Run) -> Run:
+    def launch(self, ctx: Context, fn: Executable, run: Run, hook: Any = None) -> Run:
         """The local launcher, plus the KFP run's id recorded on the workflow run as soon as it exists."""
         from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
         from digitalhub_provider.sdk.runs import build_run, finish_run, set_state, start_local, write_runspec
 
         try:
+            self.runs_in_process(fn, run, hook)  # a pipeline never does: in_process=True is an error
             self._python = build_run(run, fn, ctx, log=self.log.info)
             self._write_target(ctx, fn, run)
             url = write_runspec(run, fn, ctx)

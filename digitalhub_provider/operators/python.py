@@ -23,6 +23,10 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
     (``code_src`` / ``code`` / ``base64``, ``handler``, ...) and it is created when the task
     runs, with a new version only when the spec changed. A relative ``code_src`` is read
     from the DAG file's folder. The run's outputs and results come back through XCom.
+
+    A function without requirements on the worker's Python runs inside this task's interpreter
+    (``in_process``, unset: when it can; ``False``: always a subprocess; ``True``: required), with
+    the same RunSpec, RunResult, run log, kill and timeout behaviour as in a subprocess.
     """
 
     template_fields = (

@@ -22,6 +22,14 @@ RESULT_FILE = "result.json"
 LOG_FILE = "logs.txt"
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` interrupts the run rather than failing it: a ``BaseException`` that is neither
+    an ``Exception`` nor ``SystemExit`` (KeyboardInterrupt, Airflow's task timeout and termination,
+    a run being stopped). A runtime cleans up and lets it through: a runner in a process of its own
+    records it as the run's error, a run inside the Airflow task leaves it to the task."""
+    return not isinstance(exc, (Exception, SystemExit))
+
+
 @dataclass
 class RunSpec:
     run_id: str

@@ -43,3 +43,18 @@ def source_fields(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         source = spec.get("source") or {}
         return {"code": source.get("code"), "base64": source.get("base64"), "code_src": source.get("source")}
     return {"code": spec.get("code"), "base64": spec.get("base64"), "code_src": spec.get("code_src")}
+
+
+def in_process_refusal(kind: str, action: str, spec: dict[str, Any]) -> str | None:
+    """Why a run of this function cannot run inside the Airflow task's interpreter (None: it can).
+
+    Only a python job without requirements on this interpreter's Python version: anything else
+    needs an environment of its own (see DESIGN.md)."""
+    if (kind, action) != ("python", "job"):
+        return f"only python jobs run in process, not {kind}+{action}"
+    python_version, requirements = environment_of(kind, spec)
+    if requirements:
+        return f"the function has requirements ({', '.join(requirements)}): it runs in its own environment"
+    if python_version != current_python():
+        return f"the function asks for {python_version} and this worker runs {current_python()}"
+    return None

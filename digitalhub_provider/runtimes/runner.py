@@ -13,7 +13,14 @@ from datetime import datetime, timezone
 
 from digitalhub_provider.config import ENV_TEE_LOGS, Settings
 from digitalhub_provider.runtimes.context import RunnerContext
-from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, LOG_FILE, RUNSPEC_FILE, RunResult, RunSpec
+from digitalhub_provider.runtimes.contract import (
+    ENV_RUNSPEC,
+    LOG_FILE,
+    RUNSPEC_FILE,
+    RunResult,
+    RunSpec,
+    is_interrupt,
+)
 from digitalhub_provider.runtimes.registry import RUNNERS
 
 
@@ -22,9 +29,27 @@ def _now() -> str:
 
 
 def run_from_url(url: str) -> int:
+    """The runner process: read the RunSpec at ``url``, run it, write the RunResult; 0 when COMPLETED."""
     ctx = RunnerContext(Settings.from_env())
     spec = _inline_runspec(ctx, url) or RunSpec.from_json(ctx.data_store(url).read_bytes(url))
-    logs = _tee_output() if os.environ.get(ENV_TEE_LOGS) else None
+    logs = tee_output() if os.environ.get(ENV_TEE_LOGS) else None
+    started = _now()
+    try:
+        result = execute(spec, ctx)
+    except BaseException as exc:  # an interrupt: the result must be written whatever happened
+        result = _error(spec, exc, started)
+    if logs is not None:
+        path = logs()
+        log_url = ctx.run_url(spec.run_id, LOG_FILE)
+        ctx.data_store(log_url).upload(path, log_url)
+        os.unlink(path)
+    write_result(ctx, spec, result)
+    return 0 if result.state == "COMPLETED" else 1
+
+
+def execute(spec: RunSpec, ctx: RunnerContext) -> RunResult:
+    """Run ``spec`` with the runtime it names. Every failure is in the result; only an interrupt
+    (see :func:`~digitalhub_provider.runtimes.contract.is_interrupt`) propagates."""
     started = _now()
     try:
         module = RUNNERS.get((spec.runtime, spec.action))
@@ -32,21 +57,26 @@ def run_from_url(url: str) -> int:
             result = RunResult(run_id=spec.run_id, state="ERROR", message=f"no runner for {spec.runtime}+{spec.action}")
         else:
             result = importlib.import_module(module).run_job(spec, ctx)
-    except BaseException as exc:  # the result must be written whatever happened
-        result = RunResult(
-            run_id=spec.run_id,
-            state="ERROR",
-            message=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-        )
+    except BaseException as exc:
+        if is_interrupt(exc):
+            raise
+        return _error(spec, exc, started)
     result.timings = {"started": started, "finished": _now(), **result.timings}
-    if logs is not None:
-        path = logs()
-        log_url = ctx.run_url(spec.run_id, LOG_FILE)
-        ctx.data_store(log_url).upload(path, log_url)
-        os.unlink(path)
+    return result
+
+
+def write_result(ctx: RunnerContext, spec: RunSpec, result: RunResult) -> None:
     ctx.data_store(spec.result_url).write_bytes(spec.result_url, result.to_json())
-    return 0 if result.state == "COMPLETED" else 1
+
+
+def _error(spec: RunSpec, exc: BaseException, started: str) -> RunResult:
+    return RunResult(
+        run_id=spec.run_id,
+        state="ERROR",
+        message=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc(),
+        timings={"started": started, "finished": _now()},
+    )
 
 
 def _inline_runspec(ctx: RunnerContext, url: str) -> RunSpec | None:
@@ -58,17 +88,21 @@ def _inline_runspec(ctx: RunnerContext, url: str) -> RunSpec | None:
     return spec if ctx.run_url(spec.run_id, RUNSPEC_FILE) == url else None
 
 
-def _tee_output() -> Callable[[], str]:
-    """Copy everything written to stdout and stderr (this process's and the handler's) to a file too.
+def tee_output(path: str | None = None) -> Callable[[], str]:
+    """Copy everything written to file descriptors 1 and 2 (this process's and its children's) to a file too.
 
-    Used in pods, where nothing else keeps the log once the pod is deleted: the runner
-    uploads the file next to the RunResult. Returns a function that stops the copy and
-    gives the file's path.
+    Pods use it, where nothing else keeps the log once the pod is deleted (the runner uploads
+    the file next to the RunResult), and runs inside the Airflow task, whose output would
+    otherwise reach only the task log. The copy is appended to ``path`` (a new temporary file
+    when None). Returns a function that stops the copy and gives the file's path.
     """
-    fd, path = tempfile.mkstemp(prefix="dh-run-", suffix=".log")
-    sink = os.fdopen(fd, "wb")
+    if path is None:
+        fd, path = tempfile.mkstemp(prefix="dh-run-", suffix=".log")
+        sink = os.fdopen(fd, "wb", buffering=0)
+    else:
+        sink = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by the pump when the copy stops
     read_end, write_end = os.pipe()
-    original = os.dup(1)
+    original_out, original_err = os.dup(1), os.dup(2)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(write_end, 1)
@@ -76,22 +110,25 @@ def _tee_output() -> Callable[[], str]:
     os.close(write_end)
 
     def pump() -> None:
-        while chunk := os.read(read_end, 65536):
-            os.write(original, chunk)
-            sink.write(chunk)
-        sink.flush()
+        try:
+            while chunk := os.read(read_end, 65536):
+                os.write(original_out, chunk)
+                sink.write(chunk)
+        finally:
+            sink.close()
+            os.close(read_end)
+            os.close(original_out)
 
-    thread = threading.Thread(target=pump, daemon=True)
+    thread = threading.Thread(target=pump, name="digitalhub-tee", daemon=True)
     thread.start()
 
     def stop() -> str:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(original, 1)  # the pipe's last write ends close: the pump sees EOF
-        os.dup2(original, 2)
-        thread.join(10)
-        sink.close()
-        os.close(read_end)
+        os.dup2(original_out, 1)  # the pipe's last write end closes: the pump sees EOF...
+        os.dup2(original_err, 2)
+        os.close(original_err)
+        thread.join(10)  # ...unless a process the run started still holds it: it copies on meanwhile
         return path
 
     return stop

@@ -28,6 +28,7 @@ from digitalhub_provider.entities.keys import is_key, parse_key
 from digitalhub_provider.entities.specs import TASK_KINDS, validate_spec
 from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.envs import ensure_environment
+from digitalhub_provider.launchers.in_process import IN_PROCESS, InProcessRun
 from digitalhub_provider.launchers.local import LocalProcess, kill_group
 from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RUNSPEC_FILE, RunResult, RunSpec
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, environment_of, source_fields
@@ -50,12 +51,16 @@ TASK_FIELDS = (
     "instructions",
 )
 INPUT_TYPES = ("dataitem", "artifact", "model")
-_active: dict[str, LocalProcess] = {}
+_active: dict[str, LocalProcess | InProcessRun] = {}
 _active_lock = threading.Lock()
 
 
 # -- state ---------------------------------------------------------------------------------
-def set_state(ctx: Context, run: Run, state: State, message: str | None = None, **fields: Any) -> Run:
+def set_state(
+    ctx: Context, run: Run, state: State, message: str | None = None, persist: bool = True, **fields: Any
+) -> Run:
+    """Move ``run`` to ``state`` (its timing and transition recorded) and save it; with ``persist=False``
+    the change is only in memory, saved with the next one (steps that follow each other at once)."""
     stamp = now_iso()
     status = run.status
     status.state = state.value
@@ -68,7 +73,8 @@ def set_state(ctx: Context, run: Run, state: State, message: str | None = None, 
     for name, value in {"timings": timings, "transitions": transitions, **fields}.items():
         setattr(status, name, value)
     run.metadata.updated = stamp
-    ctx.metadata.write(update=[("run", run.to_dict())])
+    if persist:
+        ctx.metadata.write(update=[("run", run.to_dict())])
     return run
 
 
@@ -232,9 +238,15 @@ def store_runspec(spec: RunSpec, ctx: Context, delete_stale_result: bool = False
 
 def write_runspec(run: Run, fn: Executable, ctx: Context) -> str:
     """Write the RunSpec to the data store (READY) and return its URL."""
-    url = store_runspec(build_runspec(run, fn, ctx), ctx, delete_stale_result=_has_run_before(run))
-    set_state(ctx, run, State.READY)
-    return url
+    return ctx.run_url(ready_runspec(run, fn, ctx).run_id, RUNSPEC_FILE)
+
+
+def ready_runspec(run: Run, fn: Executable, ctx: Context, persist: bool = True) -> RunSpec:
+    """Build the RunSpec, write it to the data store (READY) and return it."""
+    spec = build_runspec(run, fn, ctx)
+    store_runspec(spec, ctx, delete_stale_result=_has_run_before(run))
+    set_state(ctx, run, State.READY, persist=persist)
+    return spec
 
 
 def _has_run_before(run: Run) -> bool:
@@ -257,6 +269,15 @@ def start_local(run: Run, python: str, runspec_url: str, ctx: Context, on_line: 
         _active[run.id] = proc
     set_state(ctx, run, State.RUNNING, pid=proc.pid, host=socket.gethostname())
     return proc
+
+
+def start_in_process(run: Run, ctx: Context) -> InProcessRun:
+    """The runner inside this interpreter (RUNNING); the caller runs it with :meth:`InProcessRun.run`."""
+    runner = InProcessRun(log_path(ctx, run))
+    with _active_lock:
+        _active[run.id] = runner
+    set_state(ctx, run, State.RUNNING, launcher=IN_PROCESS, host=socket.gethostname())
+    return runner
 
 
 # -- finish ----------------------------------------------------------------------------------

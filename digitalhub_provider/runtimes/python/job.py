@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
-from digitalhub_provider.runtimes.contract import RunResult, RunSpec
+from digitalhub_provider.runtimes.contract import RunResult, RunSpec, is_interrupt
 from digitalhub_provider.runtimes.python.handler import declared_outputs
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
 
@@ -57,6 +57,8 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
         return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results, logged=ctx.logged)
     except BaseException as exc:
         _cleanup(ctx, written)
+        if is_interrupt(exc):
+            raise
         if isinstance(exc, HandlerFailed):
             message, tb = exc.args
         else:

@@ -39,7 +39,7 @@ class MetadataStore(ABC):
         *,
         name: str | None = None,
         kind: str | None = None,
-        state: str | None = None,
+        state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         all_versions: bool = False,
         limit: int | None = None,

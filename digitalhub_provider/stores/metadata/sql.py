@@ -226,16 +226,20 @@ class SQLMetadataStore(MetadataStore):
         *,
         name: str | None = None,
         kind: str | None = None,
-        state: str | None = None,
+        state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
         conds = [T.c.project == project, T.c.entity_type == entity_type]
-        for col, value in (("name", name), ("kind", kind), ("state", state), ("function_name", function_name)):
+        for col, value in (("name", name), ("kind", kind), ("function_name", function_name)):
             if value is not None:
                 conds.append(T.c[col] == value)
+        if isinstance(state, str):
+            conds.append(T.c.state == state)
+        elif state is not None:
+            conds.append(T.c.state.in_(list(state)))
         query = select(T.c.body).where(and_(*conds))
         if not all_versions and entity_type not in ("task", "run", "project"):
             latest = (
