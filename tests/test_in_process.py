@@ -176,4 +176,5 @@ def test_in_process_false_and_the_connection_extra_keep_the_subprocess(
         separate = summary["results"]["output"] != os.getpid()
         assert separate == bool(kwargs), kwargs
         run = dh.get_run(summary["run_key"])
-        assert (run.status.get("launcher") == "in-process") != separate
+        assert run.status.get("launcher") == ("local" if separate else "in-process")
+        assert bool(run.status.get("pid")) == separate

@@ -370,7 +370,7 @@ class DigitalHubRunOperator(BaseOperator):
         try:
             in_process = self.runs_in_process(fn, run, hook)
             if in_process:  # nothing to build, and BUILT and READY are saved with RUNNING, in one write
-                set_state(ctx, run, State.BUILT, "this interpreter", persist=False)
+                set_state(ctx, run, State.BUILT, persist=False)
                 spec = ready_runspec(run, fn, ctx, persist=False)
             else:
                 python = build_run(run, fn, ctx, log=self.log.info)

@@ -267,7 +267,7 @@ def start_local(run: Run, python: str, runspec_url: str, ctx: Context, on_line: 
     proc = LocalProcess(python, runspec_url, env, log_path(ctx, run), on_line=on_line)
     with _active_lock:
         _active[run.id] = proc
-    set_state(ctx, run, State.RUNNING, pid=proc.pid, host=socket.gethostname())
+    set_state(ctx, run, State.RUNNING, launcher="local", pid=proc.pid, host=socket.gethostname())
     return proc
 
 
