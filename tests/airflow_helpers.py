@@ -17,6 +17,15 @@ def load_dag(filename: str, dags: Path = DAGS) -> Any:
     return module.dag
 
 
+def load_dags(filename: str, dags: Path) -> dict[str, Any]:
+    """The ``dags`` dictionary of a test-only DAG file holding several DAGs."""
+    spec = importlib.util.spec_from_file_location(f"dags_{Path(filename).stem}", dags / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dags  # type: ignore[no-any-return]
+
+
 def xcoms(dag_id: str, run_id: str) -> dict[tuple[str, str], Any]:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session

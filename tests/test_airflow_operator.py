@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import digitalhub_provider as dh
-from tests.airflow_helpers import load_dag, task_states, xcoms
+from tests.airflow_helpers import load_dag, load_dags, task_states, xcoms
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 TEST_DAGS = Path(__file__).parent / "dags"
@@ -43,13 +43,7 @@ def test_bad_input_fails_the_task_before_any_process(case: str, words: str, capf
 
 
 def _bad_dags() -> dict[str, Any]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bad_inputs_dags", TEST_DAGS / "bad_inputs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dags  # type: ignore[no-any-return]
+    return load_dags("bad_inputs.py", TEST_DAGS)
 
 
 def test_secrets_stay_out_of_logs_xcom_templates_and_runspec(

@@ -13,20 +13,14 @@ from typing import Any
 import pytest
 
 import digitalhub_provider as dh
-from tests.airflow_helpers import task_states, xcoms
+from tests.airflow_helpers import load_dags, task_states, xcoms
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 TEST_DAGS = Path(__file__).parent / "dags"
 
 
 def _dags() -> dict[str, Any]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("in_process_dags", TEST_DAGS / "in_process.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dags  # type: ignore[no-any-return]
+    return load_dags("in_process.py", TEST_DAGS)
 
 
 def _run_files(run: Any) -> set[str]:
