@@ -22,6 +22,7 @@ from bench.common import (
     REPO,
     Config,
     FigureResult,
+    compile_package,
     loadavg,
     machine_info,
     run_figure,
@@ -73,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scrub_environ()
+    compile_package()
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     load_before = loadavg()

@@ -24,3 +24,6 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   -e ".[airflow,data,s3,postgres,kubernetes,dev]" \
   "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-cncf-kubernetes==${CNCF_VERSION}"
+# Bytecode for the provider, as a wheel install writes it (an editable install under
+# PYTHONDONTWRITEBYTECODE would compile it again in every Airflow task process).
+.venv/bin/python -m compileall -q digitalhub_provider
