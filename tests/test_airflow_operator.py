@@ -58,7 +58,8 @@ def test_secrets_stay_out_of_logs_xcom_templates_and_runspec(
     s3.create_bucket(Bucket=bucket)
     conn = {
         "conn_type": "digitalhub", "login": "ak-test", "password": secret,
-        "extra": {"data_url": f"s3://{bucket}/data", "s3_endpoint_url": s3_endpoint},
+        "extra": {"data_url": f"s3://{bucket}/data", "s3_endpoint_url": s3_endpoint,
+                  "ui_url": "https://console.example/"},
     }  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_DH_S3", json.dumps(conn))
     dr = load_dag("secrets.py", TEST_DAGS).test()
@@ -79,6 +80,7 @@ def test_secrets_stay_out_of_logs_xcom_templates_and_runspec(
     run_id = values[("task", "return_value")]["run_id"]
     runspec = s3.get_object(Bucket=bucket, Key=f"data/runs/{run_id}/runspec.json")["Body"].read().decode()
     assert secret not in runspec and "ak-test" not in runspec
+    assert values[("task", "_link_DigitalHubRunLink")] == f"https://console.example/#/projects/demo/runs/{run_id}"
     table = values[("task", "table")]
     assert table.startswith("store://demo/dataitem/table/table:")
 

@@ -87,7 +87,7 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         download = next(r for r in runs if "world-cities" in (r.status.get("outputs") or {}))
         report = next(r for r in runs if r.key != download.key)
         di = dh.get_dataitem("world-cities", project="demo")
-        assert {"type": "produced_by", "dest": download.key} in [r.model_dump() for r in di.metadata.relationships]
+        assert {"type": "produced_by", "dest": download.key} in [r.to_dict() for r in di.metadata.relationships]
         assert download.spec["parameters"] == {"url": csv_url}
         expected = expected_report(DATA / "world-cities.csv")
         assert report.results() == expected

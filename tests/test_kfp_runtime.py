@@ -86,7 +86,7 @@ def setup_parkings(extract_code: str | None = None) -> Any:
 
 
 def relationships(entity: Any) -> list[dict[str, str]]:
-    return [r.model_dump() for r in entity.metadata.relationships or []]
+    return [r.to_dict() for r in entity.metadata.relationships or []]
 
 
 # -- the DSL, without kfp ---------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def _employees() -> Any:
 
 
 def _rels(entity: Any) -> list[dict[str, str]]:
-    return [r.model_dump() for r in entity.metadata.relationships or []]
+    return [r.to_dict() for r in entity.metadata.relationships or []]
 
 
 def _check_pod(pod: Any, run: Any, bucket: str) -> None:

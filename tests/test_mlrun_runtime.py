@@ -79,7 +79,7 @@ def _employees() -> Any:
 
 
 def _rels(entity: Any) -> list[dict[str, str]]:
-    return [r.model_dump() for r in entity.metadata.relationships or []]
+    return [r.to_dict() for r in entity.metadata.relationships or []]
 
 
 # -- the seed's example, through the SDK ----------------------------------------------------------

@@ -80,7 +80,7 @@ def test_seed_project_argument_logs_an_artifact_with_lineage(seed_file: Path) ->
     assert run.state == "COMPLETED", run.status.message
     art = dh.get_artifact("example", project="demo")
     assert Path(art.download()).read_text() == "an artifact"
-    assert {"type": "produced_by", "dest": run.key} in [r.model_dump() for r in art.metadata.relationships or []]
+    assert {"type": "produced_by", "dest": run.key} in [r.to_dict() for r in art.metadata.relationships or []]
 
 
 def test_seed_dataitem_input_and_parameter(seed_file: Path) -> None:
@@ -93,7 +93,7 @@ def test_seed_dataitem_input_and_parameter(seed_file: Path) -> None:
     )
     assert run.state == "COMPLETED", run.status.message
     assert "rows 3 p" in lines and "rows 3 p" in run.logs()
-    assert {"type": "consumes", "dest": di.key} in [r.model_dump() for r in run.metadata.relationships or []]
+    assert {"type": "consumes", "dest": di.key} in [r.to_dict() for r in run.metadata.relationships or []]
 
 
 def test_seed_dataframe_and_string_read_back(seed_file: Path) -> None:
@@ -108,7 +108,7 @@ def test_seed_dataframe_and_string_read_back(seed_file: Path) -> None:
     assert run.output("data", as_key=True) == data.key
     assert run.output("data", as_dict=True)["key"] == data.key
     assert set(run.outputs(as_key=True)) == {"data"} and run.results() == {"string": "some value x"}
-    assert {"type": "produced_by", "dest": run.key} in [r.model_dump() for r in data.metadata.relationships or []]
+    assert {"type": "produced_by", "dest": run.key} in [r.to_dict() for r in data.metadata.relationships or []]
     timings = run.status.get("timings")
     for state in ("created", "built", "ready", "running", "completed"):
         assert state in timings

@@ -1,6 +1,13 @@
 """The shape every entity shares: ``kind``, ``metadata``, ``spec``, ``status``.
 
-Entities are pydantic models holding a validated spec as a plain dictionary.
+Entities are plain classes holding a validated spec as a plain dictionary: a
+Airflow task process builds and reads a handful of them once, and pydantic
+models cost more to create (~30 ms of class and schema building per process,
+measured in bench P5) than the checks they would make here. The envelope is
+checked by :meth:`Entity.from_dict` (clear ``ValueError``s for an imported
+YAML file or a RunResult); specs are validated per kind by pydantic models
+(:mod:`digitalhub_provider.entities.specs`).
+
 Their methods that touch stores go through a *context*
 (:class:`digitalhub_provider.sdk.context.Context`), imported lazily so that
 this layer stays free of store code: outside a run it is the process's
@@ -10,12 +17,11 @@ handler logs instead of writing the metadata store: one writer of status).
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
 from digitalhub_provider.entities.keys import build_key, validate_name, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
     from digitalhub_provider.sdk.context import Context
 
 RelationshipType = Literal["produced_by", "consumes", "run_of", "step_of"]
+RELATIONSHIP_TYPES: tuple[str, ...] = get_args(RelationshipType)
 T = TypeVar("T", bound="Entity")
 
 
@@ -35,51 +42,152 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Relationship(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    type: RelationshipType
-    dest: str
+def _json_copy(value: Any) -> Any:
+    """A deep copy holding JSON types only (what is stored), so no caller shares the entity's dicts."""
+    return json.loads(json.dumps(value, default=str))
 
 
-class Metadata(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
-    project: str
-    name: str
-    version: str | None = None
-    description: str | None = None
-    labels: list[str] | None = None
-    created: str | None = None
-    updated: str | None = None
-    embedded: bool = True
-    relationships: list[Relationship] | None = None
+def _expect(value: Any, types: type | tuple[type, ...], where: str, what: str) -> Any:
+    if not isinstance(value, types):
+        raise ValueError(f"field {where!r}: expected {what}, got {type(value).__name__}")
+    return value
 
 
-class Status(BaseModel):
-    """A run's (or any entity's) status; unknown fields are kept."""
+class Relationship:
+    """A lineage edge: ``{"type": "produced_by", "dest": "store://..."}``."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
-    state: str | None = None
-    message: str | None = None
+    __slots__ = ("dest", "type")
+
+    def __init__(self, type: RelationshipType | str, dest: str) -> None:
+        if type not in RELATIONSHIP_TYPES:
+            raise ValueError(f"relationship type {type!r}: expected one of {', '.join(RELATIONSHIP_TYPES)}")
+        self.type = type
+        self.dest = _expect(dest, str, "dest", "a string")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "relationship") -> Relationship:
+        _expect(data, dict, where, "an object with type and dest")
+        if "type" not in data or "dest" not in data:
+            raise ValueError(f"field {where!r}: expected an object with type and dest")
+        return cls(data["type"], data["dest"])
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "dest": self.dest}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Relationship) and (self.type, self.dest) == (other.type, other.dest)
+
+    def __repr__(self) -> str:
+        return f"Relationship(type={self.type!r}, dest={self.dest!r})"
+
+
+class _Record:
+    """Named fields as attributes, plus any others the document carries (kept as they are)."""
+
+    FIELDS: ClassVar[dict[str, Any]] = {}  # field -> default
+
+    def __init__(self, **values: Any) -> None:
+        for name, default in self.FIELDS.items():
+            setattr(self, name, values.pop(name, default))
+        for name, value in values.items():
+            setattr(self, name, value)
 
     def get(self, name: str, default: Any = None) -> Any:
         return getattr(self, name, default)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set (``None`` left out), known ones first, as JSON types."""
+        out = {k: v for k, v in vars(self).items() if v is not None}
+        return _json_copy(out)  # type: ignore[no-any-return]
 
-class Entity(BaseModel):
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()})"
+
+
+class Metadata(_Record):
+    FIELDS: ClassVar[dict[str, Any]] = {
+        "project": None, "name": None, "version": None, "description": None, "labels": None, "created": None,
+        "updated": None, "embedded": True, "relationships": None,
+    }  # fmt: skip
+    project: str
+    name: str
+    version: str | None
+    description: str | None
+    labels: list[str] | None
+    created: str | None
+    updated: str | None
+    embedded: bool
+    relationships: list[Relationship] | None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Metadata:
+        _expect(data, dict, "metadata", "an object")
+        values = dict(data)
+        for name in ("project", "name"):
+            _expect(values.get(name), str, f"metadata.{name}", "a string")
+        for name in ("version", "description", "created", "updated"):
+            if values.get(name) is not None:
+                values[name] = str(_expect(values[name], (str, int, float), f"metadata.{name}", "a string"))
+        labels = values.get("labels")
+        if labels is not None:
+            _expect(labels, list, "metadata.labels", "a list of strings")
+            values["labels"] = [_expect(lab, str, "metadata.labels", "a list of strings") for lab in labels]
+        if values.get("embedded") is None:
+            values.pop("embedded", None)
+        else:
+            _expect(values["embedded"], bool, "metadata.embedded", "true or false")
+        rels = values.get("relationships")
+        if rels is not None:
+            _expect(rels, list, "metadata.relationships", "a list")
+            values["relationships"] = [
+                Relationship.from_dict(r, f"metadata.relationships.{i}") for i, r in enumerate(rels)
+            ]
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items() if v is not None}
+        if self.relationships is not None:
+            out["relationships"] = [r.to_dict() for r in self.relationships]
+        return _json_copy(out)  # type: ignore[no-any-return]
+
+
+class Status(_Record):
+    """A run's (or any entity's) status; unknown fields are kept."""
+
+    FIELDS: ClassVar[dict[str, Any]] = {"state": None, "message": None}
+    state: str | None
+    message: str | None
+
+
+class Entity:
     """Base of Project, Function, Workflow, Task, Run, Dataitem, Artifact, Model."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
     ENTITY_TYPE: ClassVar[str] = ""
 
-    id: str
-    name: str
-    kind: str
-    project: str
-    metadata: Metadata
-    spec: dict[str, Any] = Field(default_factory=dict)
-    status: Status = Field(default_factory=Status)
-    user: str | None = None
-    _ctx: Any = PrivateAttr(default=None)
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        kind: str,
+        project: str,
+        metadata: Metadata,
+        spec: dict[str, Any] | None = None,
+        status: Status | None = None,
+        user: str | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.project = project
+        self.metadata = metadata
+        self.spec: dict[str, Any] = spec if spec is not None else {}
+        self.status = status if status is not None else Status()
+        self.user = user
+        self._ctx: Any = None
 
     # -- construction -----------------------------------------------------------
     @classmethod
@@ -114,11 +222,11 @@ class Entity(BaseModel):
                 name=name if cls.ENTITY_TYPE not in ("task", "run") else entity_id,
                 version=entity_id if cls.ENTITY_TYPE not in ("task", "run", "project") else None,
                 description=description,
-                labels=labels,
+                labels=list(labels) if labels else labels,
                 created=stamp,
                 updated=stamp,
                 embedded=embedded,
-                relationships=[Relationship.model_validate(r) for r in relationships] if relationships else None,
+                relationships=[Relationship.from_dict(r) for r in relationships] if relationships else None,
             ),
             spec=clean,
             status=Status(**(status or {"state": "CREATED"})),
@@ -126,17 +234,42 @@ class Entity(BaseModel):
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any], ctx: Context | None = None) -> T:
-        entity = cls.model_validate({k: v for k, v in data.items() if k != "key"})
+        """An entity from its stored (or imported) dictionary; ``ValueError`` naming the field when
+        the envelope is malformed. Unknown top-level fields (``key``) are ignored."""
+        _expect(data, dict, "entity", "an object")
+        for name in ("id", "name", "kind", "project"):
+            _expect(data.get(name), str, name, "a string")
+        spec = data.get("spec")
+        status = data.get("status")
+        user = data.get("user")
+        entity = cls(
+            id=data["id"],
+            name=data["name"],
+            kind=data["kind"],
+            project=data["project"],
+            metadata=Metadata.from_dict(data.get("metadata")),
+            spec=dict(_expect(spec, dict, "spec", "an object")) if spec is not None else {},
+            status=Status(**_expect(status, dict, "status", "an object")) if status is not None else Status(),
+            user=_expect(user, str, "user", "a string") if user is not None else None,
+        )
         entity._ctx = ctx
         return entity
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.model_dump(mode="json", exclude_none=True)
-        out["metadata"] = self.metadata.model_dump(mode="json", exclude_none=True)
-        out["status"] = self.status.model_dump(mode="json", exclude_none=True)
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "kind": self.kind, "project": self.project}
+        out["metadata"] = self.metadata.to_dict()
+        out["spec"] = _json_copy(self.spec)
+        out["status"] = self.status.to_dict()
+        if self.user is not None:
+            out["user"] = self.user
         if self.ENTITY_TYPE != "project":
             out["key"] = self.key
         return out
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -154,7 +287,7 @@ class Entity(BaseModel):
     def add_relationship(self, rel_type: RelationshipType, dest: str) -> None:
         rels = list(self.metadata.relationships or [])
         if not any(r.type == rel_type and r.dest == dest for r in rels):
-            rels.append(Relationship(type=rel_type, dest=dest))
+            rels.append(Relationship(rel_type, dest))
         self.metadata.relationships = rels
 
     # -- persistence ------------------------------------------------------------------

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 
 class DigitalHubRunLink(BaseOperatorLink):
-    """Points at the run in the DigitalHub console when the connection names one (``ui_url``),
-    else at the run's folder on the data store (RunSpec, RunResult and logs)."""
+    """Points at the run in the DigitalHub console the connection names (``ui_url``). Without one the
+    task stores no link (the run's folder on the data store is in the task log instead: browsers
+    do not open ``file://`` or ``s3://`` links from the Airflow UI)."""
 
     name = "DigitalHub run"
 

@@ -256,13 +256,17 @@ class DigitalHubRunOperator(BaseOperator):
             raise AirflowException(str(exc)) from None
         self._run = run
         self.run_link = self._link(hook, run)
+        if not self.run_link:
+            # Airflow stores every extra link in XCom once the task ends (one more Execution API
+            # request per task); without a console there is nothing a browser could open.
+            self.operator_extra_links = ()
         return hook, ctx, fn, run, kubernetes
 
     def execute(self, context: AirflowContext) -> dict[str, Any]:
         from digitalhub_provider.sdk.context import use_context
 
         hook, ctx, fn, run, kubernetes = self._start(context)
-        self.log.info("DigitalHub run %s (function %s)", run.key, fn.key)
+        self.log.info("DigitalHub run %s (function %s), files in %s", run.key, fn.key, ctx.run_url(run.id, ""))
         with use_context(ctx):
             if kubernetes:
                 run = self.launch_kubernetes(ctx, fn, run, context, hook)
@@ -446,9 +450,6 @@ class DigitalHubRunOperator(BaseOperator):
             self._kpo.on_kill()  # deletes the pod
 
     def _link(self, hook: Any, run: Run) -> str:
+        """The run in the DigitalHub console named by the connection's ``ui_url``; empty without one."""
         ui = (hook.extras or {}).get("ui_url")
-        if ui:
-            return f"{ui.rstrip('/')}/#/projects/{run.project}/runs/{run.id}"
-        assert self._ctx is not None
-        url = self._ctx.run_url(run.id, "")
-        return url if "://" in url else f"file://{url}"
+        return f"{ui.rstrip('/')}/#/projects/{run.project}/runs/{run.id}" if ui else ""
