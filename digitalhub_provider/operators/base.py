@@ -60,7 +60,7 @@ class DigitalHubRunOperator(BaseOperator):
     function_kind = "python"
     spec_fields: Sequence[str] = ()
     source_hint = "code_src, code or base64"  # how a task gives the function's source
-    operator_extra_links = (DigitalHubRunLink(),)
+    operator_extra_links: tuple[DigitalHubRunLink, ...] = (DigitalHubRunLink(),)
 
     def __init__(
         self,
