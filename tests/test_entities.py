@@ -97,3 +97,35 @@ def test_metadata_shape() -> None:
         Dataitem.build(
             project="demo", name="d", kind="table", spec={"path": "/x"}, relationships=[{"type": "likes", "dest": "x"}]
         )
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"id": 7}, "field 'id': expected a string, got int"),
+        ({"metadata": None}, "field 'metadata': expected an object, got NoneType"),
+        ({"metadata": {"project": "demo"}}, "field 'metadata.name': expected a string"),
+        ({"metadata": {"project": "demo", "name": "d", "labels": "a"}}, "field 'metadata.labels': expected a list"),
+        ({"metadata": {"project": "demo", "name": "d", "relationships": [{"type": "x", "dest": "y"}]}},
+         "relationship type 'x'"),
+        ({"spec": ["path"]}, "field 'spec': expected an object, got list"),
+        ({"status": {"get": 1}}, "field 'get' of status is reserved"),
+    ],
+)  # fmt: skip
+def test_from_dict_names_what_is_malformed(change: dict, words: str) -> None:
+    good = Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"}).to_dict()
+    assert Dataitem.from_dict(good).to_dict() == good  # a stored entity reads back as it was written
+    with pytest.raises(ValueError, match=words):
+        Dataitem.from_dict({**good, **change})
+
+
+def test_extra_fields_are_kept_and_the_entity_owns_its_dicts() -> None:
+    data = Dataitem.build(project="demo", name="d", kind="table", spec={"path": "/x"}).to_dict()
+    data["metadata"]["source"] = "imported"
+    data["status"]["rows"] = 3
+    di = Dataitem.from_dict(data)
+    assert di.metadata.get("source") == "imported" and di.status.get("rows") == 3
+    out = di.to_dict()
+    out["spec"]["path"] = "/elsewhere"
+    out["status"]["rows"] = 4
+    assert di.spec["path"] == "/x" and di.status.get("rows") == 3 and di.to_dict()["metadata"]["source"] == "imported"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 import digitalhub_provider as dh
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
@@ -101,6 +102,14 @@ def test_import_errors(tmp_path: Path) -> None:
     wrong.write_text("a: 1\n")
     with pytest.raises(EntityError, match="expected an entity with kind, metadata and spec"):
         dh.import_function(file=wrong)
+    fn = dh.new_function(project="demo", name="f", kind="python", code="def h():\n    return 1\n", handler="h",
+                         python_version="PYTHON3_11")  # fmt: skip
+    malformed = fn.to_dict()
+    dh.delete_function(fn.key)
+    malformed["metadata"]["labels"] = "not-a-list"
+    (tmp_path / "malformed.yaml").write_text(yaml.safe_dump(malformed))
+    with pytest.raises(EntityError, match=r"cannot import .*field 'metadata\.labels': expected a list of strings"):
+        dh.import_function(file=tmp_path / "malformed.yaml")
     di = dh.new_dataitem(project="demo", name="d", kind="table", path="/tmp/x.parquet")
     with pytest.raises(EntityError, match="holds a dataitem, not a function"):
         dh.import_function(file=di.export(tmp_path / "di.yaml"))

@@ -90,6 +90,8 @@ class _Record:
         for name, default in self.FIELDS.items():
             setattr(self, name, values.pop(name, default))
         for name, value in values.items():
+            if name.startswith("_") or hasattr(type(self), name):
+                raise ValueError(f"field {name!r} of {type(self).__name__.lower()} is reserved")
             setattr(self, name, value)
 
     def get(self, name: str, default: Any = None) -> Any:
