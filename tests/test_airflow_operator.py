@@ -242,3 +242,13 @@ def test_importing_the_operators_stays_light() -> None:
     heavy, new = json.loads(out.stdout)
     assert heavy == []
     assert set(new) <= {"airflow", "digitalhub_provider"}
+
+
+def test_the_function_source_is_not_a_jinja_template() -> None:
+    """Python source keeps its own braces (``{{`` in an f-string, ``{#``); the run's parameters are templated.
+    The function's spec is never rendered: a spec that changed from run to run would be a new version."""
+    module = load_dag("templating.py", TEST_DAGS)
+    dr = module.test()
+    assert str(dr.state) == "success", task_states(dr)
+    assert xcoms("source_not_templated", dr.run_id)[("t", "output")] == "{braces} kept for Ada"
+    assert "{{braces}}" in dh.get_function("t", project="demo").spec["code"]

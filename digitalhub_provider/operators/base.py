@@ -27,6 +27,10 @@ TASK_ARGUMENTS = (
     "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile", "backoff_limit",
 )  # fmt: skip
 LABEL_PREFIX = "airflow."
+# What Jinja renders: the run's arguments. Never the function's spec (source, handler, requirements,
+# images): source code has braces of its own (``f"{{x}}"``), and a spec that changed from one DAG run
+# to the next would make a new function version each time.
+RUN_TEMPLATE_FIELDS = ("project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values")
 
 
 class _Background:

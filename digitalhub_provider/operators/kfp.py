@@ -52,10 +52,10 @@ class KfpPipelineOperator(DigitalHubRunOperator):
     """
 
     template_fields = (
-        "project", "function", "function_key", "inputs", "parameters", "envs", "code_src", "code", "base64",
-        "handler", "image", "tag", "pipeline_package_path", "kfp_pipeline", "kfp_host", "kfp_experiment_id",
+        "project", "function", "function_key", "inputs", "parameters", "envs",
+        "pipeline_package_path", "kfp_pipeline", "kfp_host", "kfp_experiment_id",
     )  # fmt: skip
-    template_fields_renderers = {"inputs": "json", "parameters": "json", "code": "py"}
+    template_fields_renderers = {"inputs": "json", "parameters": "json"}
     ui_color = "#e8def8"
     entity_type = "workflow"
     function_kind = "kfp"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from digitalhub_provider.operators.base import DigitalHubRunOperator
+from digitalhub_provider.operators.base import RUN_TEMPLATE_FIELDS, DigitalHubRunOperator
 
 if TYPE_CHECKING:
     pass
@@ -31,11 +31,8 @@ class MlrunJobOperator(DigitalHubRunOperator):
     registration fails the task and leaves nothing behind.
     """
 
-    template_fields = (
-        "project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values",
-        "source", "handler", "image", "tag", "requirements",
-    )  # fmt: skip
-    template_fields_renderers = {"inputs": "json", "parameters": "json", "source": "json"}
+    template_fields = RUN_TEMPLATE_FIELDS
+    template_fields_renderers = {"inputs": "json", "parameters": "json"}
     ui_color = "#fde2c8"
     function_kind = "mlrun"
     spec_fields = MLRUN_SPEC_FIELDS

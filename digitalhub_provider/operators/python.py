@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from digitalhub_provider.operators.base import DigitalHubRunOperator
+from digitalhub_provider.operators.base import RUN_TEMPLATE_FIELDS, DigitalHubRunOperator
 
 if TYPE_CHECKING:
     pass
@@ -29,11 +29,8 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
     the same RunSpec, RunResult, run log, kill and timeout behaviour as in a subprocess.
     """
 
-    template_fields = (
-        "project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values",
-        "code_src", "code", "base64", "handler", "python_version", "requirements", "image", "base_image",
-    )  # fmt: skip
-    template_fields_renderers = {"inputs": "json", "parameters": "json", "code": "py"}
+    template_fields = RUN_TEMPLATE_FIELDS
+    template_fields_renderers = {"inputs": "json", "parameters": "json"}
     ui_color = "#d6e9f8"
     spec_fields = PYTHON_SPEC_FIELDS
 
