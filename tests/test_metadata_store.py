@@ -65,6 +65,32 @@ def test_runs_by_function_and_state_with_pages(store_url: str) -> None:
     assert store.delete("p", "run", function_name="b", function_ids=["v1"]) == 20
 
 
+def test_list_and_delete_filters(store_url: str) -> None:
+    store = open_metadata_store(store_url)
+    states = ["RUNNING", "ERROR", "COMPLETED", "CREATED"]
+    store.write(create=[_run(i, "a", states[i % 4]) for i in range(12)])
+    unfinished = store.list("p", "run", function_name="a", state=["RUNNING", "CREATED"])
+    assert [e["id"] for e in unfinished] == [f"run{i}" for i in (11, 8, 7, 4, 3, 0)]
+    assert store.list("p", "run", state=[]) == []
+    assert [e["id"] for e in store.list("p", "run", offset=9)] == ["run2", "run1", "run0"]  # no limit
+    assert [e["id"] for e in store.list("p", "run", kind="python+job:run", limit=2)] == ["run11", "run10"]
+    assert store.list("p", "run", name="run5") == [store.get("p", "run", "run5")]
+    assert store.delete("p", "run", ids=["run1", "run2", "nope"]) == 2
+    assert store.delete("p", "run", ids=[]) == 0
+    assert store.delete_project("p") == 10
+    assert store.list("p", "run") == []
+
+
+def test_statements_match_the_migrated_schema() -> None:
+    """The store's SQL text names the table and columns Alembic creates from ``schema.entities``."""
+    from digitalhub_provider.stores.metadata import sql
+    from digitalhub_provider.stores.metadata.schema import entities
+
+    assert entities.name == sql.TABLE
+    assert [c.name for c in entities.columns] == ["pk", *sql.COLUMNS]
+    assert set(sql.UPDATED) | set(sql.FILTERS) <= set(sql.COLUMNS)
+
+
 def test_write_is_all_or_nothing(store_url: str) -> None:
     store = open_metadata_store(store_url)
     store.write(create=[_fn(1)])

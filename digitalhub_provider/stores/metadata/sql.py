@@ -4,6 +4,13 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 ``BEGIN IMMEDIATE`` so that several processes saving at once queue up instead
 of failing. The schema is created and upgraded by Alembic the first time a
 process opens a store, under a lock so that two processes don't race.
+
+The statements are SQL text with bound parameters (:func:`sqlalchemy.text`), not
+expression-language constructs: a task process lives for one run and issues each
+statement once, and compiling a Core construct (plus its cache key) cost ~0.5 ms
+per statement per process, most of the store's share of a task. Column names in
+the text come from fixed lists here, never from arguments; every value is bound.
+The :mod:`.schema` table stays the definition Alembic migrates from.
 """
 
 from __future__ import annotations
@@ -16,21 +23,45 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text
-from sqlalchemy import update as sa_update
+from sqlalchemy import Engine, String, TextClause, bindparam, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from digitalhub_provider.entities.keys import is_key, parse_key
 from digitalhub_provider.errors import EntityExistsError, EntityNotFoundError, StoreError
 from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
-from digitalhub_provider.stores.metadata.schema import entities as T
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD = "0001"
+TABLE = "dh_entities"  # schema.entities
+COLUMNS = ("id", "project", "entity_type", "kind", "name", "state", "function_name", "function_id", "body")
+UPDATED = ("kind", "state", "body", "function_name", "function_id")
+FILTERS = ("name", "kind", "function_name")  # list() filters by equality on these columns
 _engines: dict[str, Engine] = {}
 _ready: set[str] = set()
 _lock = threading.Lock()
+_statements: dict[str, TextClause] = {}
+
+
+def _sql(statement: str, *expanding: str) -> TextClause:
+    """The text construct for a statement (built once per process); ``expanding`` names IN-list parameters
+    (of strings: an empty list renders as an empty set of that type)."""
+    clause = _statements.get(statement)
+    if clause is None:
+        clause = text(statement)
+        if expanding:
+            clause = clause.bindparams(*(bindparam(name, expanding=True, type_=String) for name in expanding))
+        _statements[statement] = clause
+    return clause
+
+
+INSERT = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+UPDATE = f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in UPDATED)} WHERE entity_type = :entity_type AND id = :id"
+GET = f"SELECT body FROM {TABLE} WHERE entity_type = :entity_type AND id = :id AND project = :project"
+GET_LATEST = (
+    f"SELECT body FROM {TABLE} WHERE project = :project AND entity_type = :entity_type AND name = :name "
+    "ORDER BY pk DESC LIMIT 1"
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -182,14 +213,10 @@ class SQLMetadataStore(MetadataStore):
     def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
         with self._tx(write=True) as conn:
             if create:
-                conn.execute(insert(T), [_row(t, e) for t, e in create])
+                conn.execute(_sql(INSERT), [_row(t, e) for t, e in create])
             for entity_type, entity in update:
                 row = _row(entity_type, entity)
-                res = conn.execute(
-                    sa_update(T)
-                    .where(and_(T.c.entity_type == entity_type, T.c.id == entity["id"]))
-                    .values(**{k: row[k] for k in ("kind", "state", "body", "function_name", "function_id")})
-                )
+                res = conn.execute(_sql(UPDATE), {k: row[k] for k in ("entity_type", "id", *UPDATED)})
                 if res.rowcount == 0:
                     raise EntityNotFoundError(
                         f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}"
@@ -197,11 +224,7 @@ class SQLMetadataStore(MetadataStore):
 
     def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
         with self._tx(write=False) as conn:
-            body = conn.execute(
-                select(T.c.body).where(
-                    and_(T.c.entity_type == entity_type, T.c.id == entity_id, T.c.project == project)
-                )
-            ).scalar()
+            body = conn.execute(_sql(GET), {"entity_type": entity_type, "id": entity_id, "project": project}).scalar()
         if body is None:
             raise EntityNotFoundError(f"{entity_type} with id {entity_id!r} not found in project {project!r}")
         return json.loads(body)  # type: ignore[no-any-return]
@@ -209,10 +232,7 @@ class SQLMetadataStore(MetadataStore):
     def get_latest(self, project: str, entity_type: str, name: str) -> Entity:
         with self._tx(write=False) as conn:
             body = conn.execute(
-                select(T.c.body)
-                .where(and_(T.c.project == project, T.c.entity_type == entity_type, T.c.name == name))
-                .order_by(T.c.pk.desc())
-                .limit(1)
+                _sql(GET_LATEST), {"project": project, "entity_type": entity_type, "name": name}
             ).scalar()
         if body is None:
             raise EntityNotFoundError(f"{entity_type} {name!r} not found in project {project!r}")
@@ -231,27 +251,36 @@ class SQLMetadataStore(MetadataStore):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
-        conds = [T.c.project == project, T.c.entity_type == entity_type]
-        for col, value in (("name", name), ("kind", kind), ("function_name", function_name)):
+        params: dict[str, Any] = {"project": project, "entity_type": entity_type}
+        where = ["project = :project", "entity_type = :entity_type"]
+        for col, value in zip(FILTERS, (name, kind, function_name), strict=True):
             if value is not None:
-                conds.append(T.c[col] == value)
+                where.append(f"{col} = :{col}")
+                params[col] = value
+        expanding: tuple[str, ...] = ()
         if isinstance(state, str):
-            conds.append(T.c.state == state)
+            where.append("state = :state")
+            params["state"] = state
         elif state is not None:
-            conds.append(T.c.state.in_(list(state)))
-        query = select(T.c.body).where(and_(*conds))
+            where.append("state IN :states")
+            params["states"] = list(state)
+            expanding = ("states",)
         if not all_versions and entity_type not in ("task", "run", "project"):
-            latest = (
-                select(func.max(T.c.pk))
-                .where(and_(T.c.project == project, T.c.entity_type == entity_type))
-                .group_by(T.c.name)
+            where.append(
+                f"pk IN (SELECT max(pk) FROM {TABLE} WHERE project = :project AND entity_type = :entity_type "
+                "GROUP BY name)"
             )
-            query = query.where(T.c.pk.in_(latest))
-        query = query.order_by(T.c.pk.desc()).offset(offset)
+        query = f"SELECT body FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY pk DESC"
         if limit is not None:
-            query = query.limit(limit)
+            query += " LIMIT :limit"
+            params["limit"] = limit
+        elif offset:
+            query += " LIMIT -1" if self.is_sqlite else ""  # SQLite has no OFFSET without LIMIT
+        if offset:
+            query += " OFFSET :offset"
+            params["offset"] = offset
         with self._tx(write=False) as conn:
-            return [json.loads(b) for b in conn.execute(query).scalars()]
+            return [json.loads(b) for b in conn.execute(_sql(query, *expanding), params).scalars()]
 
     def delete(
         self,
@@ -263,18 +292,23 @@ class SQLMetadataStore(MetadataStore):
         function_name: str | None = None,
         function_ids: Sequence[str] | None = None,
     ) -> int:
-        conds = [T.c.project == project, T.c.entity_type == entity_type]
-        if ids is not None:
-            conds.append(T.c.id.in_(list(ids)))
-        if name is not None:
-            conds.append(T.c.name == name)
-        if function_name is not None:
-            conds.append(T.c.function_name == function_name)
-        if function_ids is not None:
-            conds.append(T.c.function_id.in_(list(function_ids)))
+        params: dict[str, Any] = {"project": project, "entity_type": entity_type}
+        where = ["project = :project", "entity_type = :entity_type"]
+        expanding: list[str] = []
+        for col, value in (("id", ids), ("function_id", function_ids)):
+            if value is not None:
+                where.append(f"{col} IN :{col}s")
+                params[f"{col}s"] = list(value)
+                expanding.append(f"{col}s")
+        for col, scalar in (("name", name), ("function_name", function_name)):
+            if scalar is not None:
+                where.append(f"{col} = :{col}")
+                params[col] = scalar
         with self._tx(write=True) as conn:
-            return conn.execute(delete(T).where(and_(*conds))).rowcount  # type: ignore[attr-defined,no-any-return]
+            res = conn.execute(_sql(f"DELETE FROM {TABLE} WHERE {' AND '.join(where)}", *expanding), params)
+            return res.rowcount  # type: ignore[attr-defined,no-any-return]
 
     def delete_project(self, project: str) -> int:
         with self._tx(write=True) as conn:
-            return conn.execute(delete(T).where(T.c.project == project)).rowcount  # type: ignore[attr-defined,no-any-return]
+            res = conn.execute(_sql(f"DELETE FROM {TABLE} WHERE project = :project"), {"project": project})
+            return res.rowcount  # type: ignore[attr-defined,no-any-return]
