@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--p5-postgres", action="store_true", help="P5: Airflow's database on PostgreSQL (needs asyncpg), not SQLite"
     )
+    parser.add_argument(
+        "--p5-heartbeat",
+        type=float,
+        default=1.0,
+        help="P5: the workers' min_heartbeat_interval, seconds (default 1; Airflow's is 5; see bench/p5_mapped.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs of every worker)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             keep=args.keep,
             verbose=not args.quiet,
             p5_postgres=args.p5_postgres,
+            p5_heartbeat=args.p5_heartbeat,
         )
         cfg.log(f"work folder {tmp}{' (kept)' if args.keep else ''}")
         for figure in args.figures:

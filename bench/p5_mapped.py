@@ -11,6 +11,15 @@ machine's SQLite database, several times per DAG run). Besides the makespan, the
 each server's process tree used during a DAG run (the scheduler's tree holds the LocalExecutor
 workers and the task processes they fork) show where the machine's time went.
 
+The workers' ``min_heartbeat_interval`` is 1 s (``--p5-heartbeat``; Airflow's default is 5 s). It
+is also how long a task's supervisor may keep its executor slot after the task process is done:
+when the process closes its sockets before it can be reaped, the supervisor's loop finds nothing
+left to read and sleeps in ``select`` for that interval before it looks at the process again
+(``ActivitySubprocess._monitor_subprocess`` in Airflow 3.3.2). On this machine that happened to a
+quarter or more of the tasks of either DAG, so at 5 s the makespan mostly counted those sleeps,
+not the tasks (makespans from 8 to 27 s for the same DAG). The benchmark records, per DAG, how
+long each supervisor kept its slot after its task instance ended (``exit_wait_seconds``).
+
 Airflow's own database is SQLite, as in the tests. With ``--p5-postgres`` it is PostgreSQL (Debian's
 server, its own process group), as a production LocalExecutor deployment has it; Airflow 3 then
 also needs an async driver (``asyncpg``), which the dev extra does not install.
@@ -77,6 +86,23 @@ def _workloads(scheduler_log: Path) -> dict[str, list[float]]:
     return held
 
 
+def _exit_waits(scheduler_log: Path, ended: dict[str, str]) -> dict[str, list[float]]:
+    """Per DAG, seconds from each task instance's end (as the API records it) to its supervisor's
+    "Workload finished" (the slot is free only then)."""
+    from datetime import datetime
+
+    text = scheduler_log.read_text(errors="replace") if scheduler_log.exists() else ""
+    waits: dict[str, list[float]] = {}
+    for m in re.finditer(r"^(\S+) \[info\s*\] Workload finished .*?workload_id=([0-9a-f-]+)", text, re.M):
+        dag_end = ended.get(m.group(2))
+        if dag_end is None:
+            continue
+        dag_id, end = dag_end.split(" ", 1)
+        done = datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
+        waits.setdefault(dag_id, []).append(round((done - datetime.fromisoformat(end)).total_seconds(), 3))
+    return waits
+
+
 def _cpu_seconds(dep: Any) -> dict[str, float]:
     """CPU seconds (user + system) each server's process tree has used so far: the server, its live
     descendants, and the descendants it has reaped (the scheduler's LocalExecutor workers reap the
@@ -110,6 +136,11 @@ def _one_run(dep: Any, dag_id: str, tasks: int) -> dict[str, Any]:
     dr = dep.api("GET", f"dags/{dag_id}/dagRuns/{run_id}").json()
     tis = dep.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}).json()
     durations = [ti["duration"] for ti in tis.get("task_instances", []) if ti.get("duration") is not None]
+    ended = {
+        ti["id"]: f"{dag_id} {ti['end_date'].replace('Z', '+00:00')}"
+        for ti in tis.get("task_instances", [])
+        if ti.get("id") and ti.get("end_date")
+    }
     if len(durations) != tasks:
         raise RuntimeError(f"{dag_id}: {len(durations)} task instances with a duration, expected {tasks}")
     time.sleep(2)  # the last supervisors finish and are reaped
@@ -120,6 +151,7 @@ def _one_run(dep: Any, dag_id: str, tasks: int) -> dict[str, Any]:
         "queued_to_end_s": _seconds(dr.get("queued_at"), dr.get("end_date")),
         "task_duration_median_s": median(durations),
         "task_duration_sum_s": sum(durations),
+        "ended": ended,
     }
 
 
@@ -148,7 +180,7 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str) -> Non
     from tests.airflow_servers import airflow_deployment
 
     tasks = cfg.size(50, 10)
-    reps = cfg.reps(full=5, quick=1)  # makespans of the same DAG vary by ±20% here: a median of 5
+    reps = cfg.reps(full=7, quick=1)  # makespans of the same DAG vary by ±10% here (at a 1 s heartbeat)
     base = cfg.figure_dir("P5")
     dags = base / "dags"
     dags.mkdir(exist_ok=True)
@@ -160,6 +192,7 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str) -> Non
         "DIGITALHUB_HOME": str(base / "dh"),
         "DIGITALHUB_ENVS_DIR": str(cfg.envs_dir),
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",  # Airflow's default
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": f"{cfg.p5_heartbeat:g}",  # see the module's docstring
     }
     results: dict[str, list[dict[str, Any]]] = {d: [] for d in DAGS}
     started = time.perf_counter()
@@ -180,9 +213,16 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str) -> Non
     held = _workloads(dep.home / "scheduler.log")
     fig.details["slot_held_seconds"] = {d: {**summary(v), "over_4s": sum(x > 4 for x in v)} for d, v in held.items()}
     fig.details["server_stop_seconds"] = dep.stop_seconds
+    ended = {k: v for runs in results.values() for r in runs for k, v in r.pop("ended").items()}
+    waits = _exit_waits(dep.home / "scheduler.log", ended)
+    fig.details["exit_wait_seconds"] = {
+        d: {**summary(v), f"over_{cfg.p5_heartbeat / 2:g}s": sum(x > cfg.p5_heartbeat / 2 for x in v)}
+        for d, v in waits.items()
+    }
     med = {d: median([r["makespan_s"] for r in v]) for d, v in results.items()}
     fig.rows.append(
-        ratio_row("P5", f"makespan of {tasks} mapped tasks, LocalExecutor (parallelism {parallelism}), Airflow DB {db}",
+        ratio_row("P5", f"makespan of {tasks} mapped tasks, LocalExecutor (parallelism {parallelism}, heartbeat "
+                  f"{cfg.p5_heartbeat:g} s), Airflow DB {db}",
                   med["p5_dh"], "s", "PythonOperator", med["p5_python"], TARGET)
     )  # fmt: skip
     fig.rows.append(
@@ -200,6 +240,7 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str) -> Non
             "repeats": reps,
             "airflow_database": db,
             "parallelism": parallelism,
+            "min_heartbeat_interval_s": cfg.p5_heartbeat,
             "runs": results,
             "makespan_seconds": {d: summary([r["makespan_s"] for r in v]) for d, v in results.items()},
             # where the machine's CPU went during a DAG run, per server's process tree (median of the runs)
