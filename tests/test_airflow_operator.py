@@ -154,6 +154,30 @@ def test_retry_after_a_worker_crash_marks_the_stale_run_error() -> None:
     assert sorted(r.status.state for r in dh.list_runs("demo")) == ["COMPLETED", "ERROR"]
 
 
+def test_function_versions_follow_the_dag_spec() -> None:
+    """The same spec reuses the stored version; a changed one saves a new version; an invalid one is
+    refused even when the function exists (validation is skipped only for the stored spec itself)."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from digitalhub_provider.operators import PythonRuntimeOperator
+
+    def run(code: str, **extra: Any) -> dict[str, Any]:
+        op = PythonRuntimeOperator(task_id="v", project="demo", function="versioned", code=code, handler="h",
+                                   python_version="PYTHON3_11", **extra)  # fmt: skip
+        return op.execute(_context(op))
+
+    assert run("def h():\n    return 1\n")["results"] == {"output": 1}
+    assert run("def h():\n    return 1\n")["results"] == {"output": 1}
+    assert len(dh.list_functions("demo", all_versions=True)) == 1
+    assert run("def h():\n    return 2\n")["results"] == {"output": 2}
+    versions = dh.list_functions("demo", all_versions=True)
+    assert [v.spec["code"] for v in versions] == ["def h():\n    return 2\n", "def h():\n    return 1\n"]
+    with pytest.raises(AirflowException, match="requirements"):
+        run("def h():\n    return 2\n", requirements="six")  # a string, not a list
+    assert len(dh.list_functions("demo", all_versions=True)) == 2
+    assert len(dh.list_runs("demo")) == 3
+
+
 def test_backoff_limit_becomes_retries_unless_the_author_set_them() -> None:
     from digitalhub_provider.operators import PythonRuntimeOperator
 

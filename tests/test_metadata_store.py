@@ -136,10 +136,42 @@ def test_processes_saving_versions_at_once_lose_nothing(store_url: str, tmp_path
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    from digitalhub_provider.stores.metadata.connections import sqlite_transaction
+
     store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
-    with store.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
+    store.write(create=[_fn(1)])
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # the mode is the file's
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with sqlite_transaction(str(tmp_path / "m.db"), write=False, where="test") as tx:  # the store's own connection
+        assert tx.rows("PRAGMA busy_timeout", {}) == [(60000,)]
+
+
+def test_sqlite_store_must_be_a_file() -> None:
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///x.db?mode=ro"):
+        with pytest.raises(StoreError, match="must be a file"):
+            open_metadata_store(url)
+
+
+def test_store_in_a_forked_child_opens_its_own_sqlite_connection(tmp_path: Path) -> None:
+    """A connection inherited through fork is the parent's: the child opens its own, the parent's
+    keeps working (SQLite forbids using a connection across fork)."""
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.write(create=[_fn(1)])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            child = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+            child.write(create=[_fn(2)])
+            code = 0 if child.get_latest("p", "function", "fn")["id"] == "id2" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.write(create=[_fn(3)])
+    assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id3", "id2", "id1"]
 
 
 def test_unreachable_or_unknown_store_is_a_clear_error() -> None:

@@ -164,13 +164,17 @@ class DigitalHubRunOperator(BaseOperator):
                     f"{self.entity_type} {name!r} does not exist in project {self.project!r} and the task gives "
                     f"no spec to create it ({self.source_hint})"
                 ) from None
-        clean = validate_spec(self.entity_type, self.function_kind, spec)
         try:
-            latest = crud.get_entity(cls, name, project=self.project, ctx=ctx)
-            if latest.kind == self.function_kind and latest.spec == clean:
-                return latest  # type: ignore[return-value]
+            latest: Executable | None = crud.get_entity(cls, name, project=self.project, ctx=ctx)  # type: ignore[assignment]
         except EntityNotFoundError:
-            pass
+            latest = None
+        if latest is not None and latest.kind == self.function_kind and latest.spec == spec:
+            # The DAG's spec is the stored one, which was validated when it was saved (validation
+            # is idempotent): the usual rerun needs no spec model built in the task process.
+            return latest
+        clean = validate_spec(self.entity_type, self.function_kind, spec)
+        if latest is not None and latest.kind == self.function_kind and latest.spec == clean:
+            return latest
         return crud.new_entity(cls, project=self.project, name=name, kind=self.function_kind, ctx=ctx, **spec)  # type: ignore[return-value]
 
     # -- labels, stale runs -----------------------------------------------------------------------

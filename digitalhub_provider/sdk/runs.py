@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, State, Task
 from digitalhub_provider.entities.base import now_iso
@@ -27,13 +27,14 @@ from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.entities.keys import is_key, parse_key
 from digitalhub_provider.entities.specs import TASK_KINDS, validate_spec
 from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
-from digitalhub_provider.launchers.envs import ensure_environment
 from digitalhub_provider.launchers.in_process import IN_PROCESS, InProcessRun
-from digitalhub_provider.launchers.local import LocalProcess, kill_group
 from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RUNSPEC_FILE, RunResult, RunSpec
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, environment_of, source_fields
 from digitalhub_provider.sdk import crud
 from digitalhub_provider.sdk.context import Context
+
+if TYPE_CHECKING:  # the subprocess launcher and the environment builder load on first use
+    from digitalhub_provider.launchers.local import LocalProcess
 
 TASK_FIELDS = (
     "node_selector",
@@ -111,9 +112,9 @@ def prepare_run(
     if parameters is not None and not isinstance(parameters, dict):
         raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
     task_kind = f"{fn.kind}+{action}"
-    task_spec = validate_spec(
-        "task", task_kind, {"function": fn.key, **{k: v for k, v in task_params.items() if v is not None}}
-    )
+    given = {k: v for k, v in task_params.items() if v is not None}
+    # Without run arguments the task's spec is the function's key, nothing a model could reject.
+    task_spec = validate_spec("task", task_kind, {"function": fn.key, **given}) if given else {"function": fn.key}
     input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
     task = _ensure_task(fn, task_kind, task_spec, ctx)
     run_spec = {
@@ -174,6 +175,8 @@ def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) 
 def build_run(run: Run, fn: Executable, ctx: Context, log: Any = print) -> str:
     """Ready the runtime environment; return the interpreter (BUILT)."""
     envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
+    from digitalhub_provider.launchers.envs import ensure_environment
+
     python_version, requirements = environment_of(fn.kind, fn.spec)
     python = ensure_environment(envs_dir, python_version, requirements, log=log)
     set_state(ctx, run, State.BUILT)
@@ -263,6 +266,8 @@ def log_path(ctx: Context, run: Run) -> Path:
 
 def start_local(run: Run, python: str, runspec_url: str, ctx: Context, on_line: Any = None) -> LocalProcess:
     """Start the runner as a local subprocess (RUNNING)."""
+    from digitalhub_provider.launchers.local import LocalProcess
+
     env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1"}
     proc = LocalProcess(python, runspec_url, env, log_path(ctx, run), on_line=on_line)
     with _active_lock:
@@ -407,6 +412,8 @@ def stop_run(run: Run) -> Run:
     if proc is not None:
         proc.kill()
     elif run.status.get("pid") and run.status.get("host") == socket.gethostname():
+        from digitalhub_provider.launchers.local import kill_group
+
         kill_group(int(run.status.get("pid")))
     if run.kind.startswith("kfp+"):  # its steps run in their own process groups
         from digitalhub_provider.runtimes.kfp.step import stop_step_runs
