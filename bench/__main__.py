@@ -62,9 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--p5-heartbeat",
-        type=float,
-        default=1.0,
-        help="P5: the workers' min_heartbeat_interval, seconds (default 1; Airflow's is 5; see bench/p5_mapped.py)",
+        default="5,1",
+        help="P5: workers' min_heartbeat_interval(s), seconds, a deployment each (default 5,1; see bench/p5_mapped.py)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs of every worker)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             keep=args.keep,
             verbose=not args.quiet,
             p5_postgres=args.p5_postgres,
-            p5_heartbeat=args.p5_heartbeat,
+            p5_heartbeats=tuple(float(h) for h in args.p5_heartbeat.split(",")),
         )
         cfg.log(f"work folder {tmp}{' (kept)' if args.keep else ''}")
         for figure in args.figures:

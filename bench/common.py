@@ -48,7 +48,7 @@ class Config:
     keep: bool = False
     verbose: bool = True
     p5_postgres: bool = False
-    p5_heartbeat: float = 1.0
+    p5_heartbeats: tuple[float, ...] = (5.0, 1.0)
 
     def reps(self, full: int, quick: int) -> int:
         return self.repeats if self.repeats else (quick if self.quick else full)
