@@ -148,10 +148,13 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert tx.rows("PRAGMA busy_timeout", {}) == [(60000,)]
 
 
-def test_sqlite_store_must_be_a_file() -> None:
+def test_sqlite_store_must_be_a_file(tmp_path: Path) -> None:
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///x.db?mode=ro"):
         with pytest.raises(StoreError, match="must be a file"):
             open_metadata_store(url)
+    (tmp_path / "plain-file").write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot open the metadata store .*plain-file/m\.db"):
+        open_metadata_store(f"sqlite:///{tmp_path / 'plain-file' / 'm.db'}")
 
 
 def test_store_in_a_forked_child_opens_its_own_sqlite_connection(tmp_path: Path) -> None:

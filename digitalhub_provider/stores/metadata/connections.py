@@ -95,10 +95,13 @@ def _sqlite(path: str) -> sqlite3.Connection:
         _local.conns, _local.pid = {}, os.getpid()
     conn: sqlite3.Connection | None = _local.conns.get(path)
     if conn is None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=60, isolation_level=None)  # BEGIN/COMMIT are ours
-        for pragma in SQLITE_PRAGMAS:
-            conn.execute(pragma)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=60, isolation_level=None)  # BEGIN/COMMIT are ours
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the metadata store {path}: {exc}") from None
         _local.conns[path] = conn
     return conn
 
