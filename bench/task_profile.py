@@ -93,8 +93,11 @@ def _group(path: str) -> tuple[float, list[tuple[str, float]]]:
         elif filename.startswith("<frozen importlib"):
             key = "imports (importlib)"
         elif filename == "~":
-            key = "imports (marshal, exec)" if name in ("<built-in method marshal.loads>",
-                                                        "<built-in method builtins.exec>") else f"builtin {name}"
+            key = (
+                "imports (marshal, exec)"
+                if name in ("<built-in method marshal.loads>", "<built-in method builtins.exec>")
+                else f"builtin {name}"
+            )
         else:
             key = "stdlib " + os.path.basename(filename)
         by_group[key] += own
@@ -112,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     home = tempfile.mkdtemp(prefix="dh-task-profile-")
     os.environ.update({"AIRFLOW_HOME": f"{home}/airflow", "DIGITALHUB_HOME": f"{home}/dh",
                        "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})  # fmt: skip
-    import airflow.sdk.execution_time.supervisor  # noqa: F401 - what a LocalExecutor worker has loaded
-    import airflow.sdk.execution_time.task_runner  # noqa: F401
-    import pydantic  # noqa: F401
-    import sqlalchemy  # noqa: F401
+    # what a LocalExecutor worker has loaded before it forks a task
+    import airflow.sdk.execution_time.supervisor
+    import airflow.sdk.execution_time.task_runner
+    import pydantic
+    import sqlalchemy
+
+    del airflow, pydantic, sqlalchemy
 
     gc.freeze()
     _fork(0)  # creates the function, the store and its schema: a first run, not counted
