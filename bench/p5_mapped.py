@@ -75,34 +75,33 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     ).total_seconds()
 
 
-def _workloads(scheduler_log: Path) -> dict[str, list[float]]:
-    """Per DAG, how long each task's supervisor held its LocalExecutor slot ("Workload finished").
-
-    A slot is free only when the supervisor is done with the task process, which can be seconds
-    after the task instance turned success (the makespan counts it when slots run short)."""
+def _finished_workloads(scheduler_log: Path) -> tuple[dict[str, str], dict[str, tuple[str, float]]]:
+    """From the scheduler's log: the DAG of each task instance ("TaskInstance Finished"), and when each
+    task's supervisor was done with it and how long it held its LocalExecutor slot ("Workload
+    finished"). A slot is free only then, which can be seconds after the task instance ended."""
     text = scheduler_log.read_text(errors="replace") if scheduler_log.exists() else ""
-    finished = re.finditer(r"TaskInstance Finished: dag_id=(\w+), .*?ti_id=([0-9a-f-]+)", text)
-    dag_of = {m.group(2): m.group(1) for m in finished}
-    held: dict[str, list[float]] = {}
-    for m in re.finditer(r"Workload finished .*?duration=([0-9.]+) .*?workload_id=([0-9a-f-]+)", text):
-        held.setdefault(dag_of.get(m.group(2), "?"), []).append(round(float(m.group(1)), 2))
-    return held
+    dag_of = {
+        m.group(2): m.group(1) for m in re.finditer(r"TaskInstance Finished: dag_id=(\w+), .*?ti_id=([0-9a-f-]+)", text)
+    }
+    done = {
+        m.group(3): (m.group(1), float(m.group(2)))
+        for m in re.finditer(
+            r"^(\S+) \[info\s*\] Workload finished .*?duration=([0-9.]+) .*?workload_id=([0-9a-f-]+)", text, re.M
+        )
+    }
+    return dag_of, done
 
 
-def _exit_waits(scheduler_log: Path, ended: dict[str, str]) -> dict[str, list[float]]:
+def _exit_waits(done: dict[str, tuple[str, float]], ended: dict[str, tuple[str, str]]) -> dict[str, list[float]]:
     """Per DAG, seconds from each task instance's end (as the API records it) to its supervisor's
-    "Workload finished" (the slot is free only then)."""
+    "Workload finished"."""
     from datetime import datetime
 
-    text = scheduler_log.read_text(errors="replace") if scheduler_log.exists() else ""
     waits: dict[str, list[float]] = {}
-    for m in re.finditer(r"^(\S+) \[info\s*\] Workload finished .*?workload_id=([0-9a-f-]+)", text, re.M):
-        dag_end = ended.get(m.group(2))
-        if dag_end is None:
-            continue
-        dag_id, end = dag_end.split(" ", 1)
-        done = datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
-        waits.setdefault(dag_id, []).append(round((done - datetime.fromisoformat(end)).total_seconds(), 3))
+    for ti_id, (dag_id, end) in ended.items():
+        if ti_id in done:
+            finished = datetime.fromisoformat(done[ti_id][0].replace("Z", "+00:00"))
+            waits.setdefault(dag_id, []).append(round((finished - datetime.fromisoformat(end)).total_seconds(), 3))
     return waits
 
 
@@ -140,7 +139,7 @@ def _one_run(dep: Any, dag_id: str, tasks: int) -> dict[str, Any]:
     tis = dep.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}).json()
     durations = [ti["duration"] for ti in tis.get("task_instances", []) if ti.get("duration") is not None]
     ended = {
-        ti["id"]: f"{dag_id} {ti['end_date'].replace('Z', '+00:00')}"
+        ti["id"]: (dag_id, ti["end_date"].replace("Z", "+00:00"))
         for ti in tis.get("task_instances", [])
         if ti.get("id") and ti.get("end_date")
     }
@@ -215,11 +214,14 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str, heartb
                 cfg.log(f"P5 {rep + 1}/{reps} {dag_id}: makespan {res['makespan_s']:.1f}s")
         parallelism = dep.env.get("AIRFLOW__CORE__PARALLELISM")
     details: dict[str, Any] = {"processes_left_behind": dep.left_behind or []}
-    held = _workloads(dep.home / "scheduler.log")
+    dag_of, done = _finished_workloads(dep.home / "scheduler.log")
+    held: dict[str, list[float]] = {}
+    for ti_id, (_, seconds) in done.items():
+        held.setdefault(dag_of.get(ti_id, "?"), []).append(round(seconds, 2))
     details["slot_held_seconds"] = {d: {**summary(v), "over_4s": sum(x > 4 for x in v)} for d, v in held.items()}
     details["server_stop_seconds"] = dep.stop_seconds
     ended = {k: v for runs in results.values() for r in runs for k, v in r.pop("ended").items()}
-    waits = _exit_waits(dep.home / "scheduler.log", ended)
+    waits = _exit_waits(done, ended)
     details["exit_wait_seconds"] = {
         d: {**summary(v), f"over_{heartbeat / 2:g}s": sum(x > heartbeat / 2 for x in v)} for d, v in waits.items()
     }

@@ -165,16 +165,17 @@ class DigitalHubRunOperator(BaseOperator):
                     f"no spec to create it ({self.source_hint})"
                 ) from None
         try:
-            latest: Executable | None = crud.get_entity(cls, name, project=self.project, ctx=ctx)  # type: ignore[assignment]
+            latest = crud.get_entity(cls, name, project=self.project, ctx=ctx)
         except EntityNotFoundError:
-            latest = None
-        if latest is not None and latest.kind == self.function_kind and latest.spec == spec:
-            # The DAG's spec is the stored one, which was validated when it was saved (validation
-            # is idempotent): the usual rerun needs no spec model built in the task process.
-            return latest
-        clean = validate_spec(self.entity_type, self.function_kind, spec)
-        if latest is not None and latest.kind == self.function_kind and latest.spec == clean:
-            return latest
+            pass
+        else:
+            # A DAG spec equal to the stored one was validated when it was saved (validation is
+            # idempotent): the usual rerun builds no spec model in the task process.
+            if latest.kind == self.function_kind and (
+                latest.spec == spec or latest.spec == validate_spec(self.entity_type, self.function_kind, spec)
+            ):
+                return latest  # type: ignore[return-value]
+        # A new version; building it validates the spec (a bad one is refused here).
         return crud.new_entity(cls, project=self.project, name=name, kind=self.function_kind, ctx=ctx, **spec)  # type: ignore[return-value]
 
     # -- labels, stale runs -----------------------------------------------------------------------

@@ -44,6 +44,12 @@ GET_LATEST = (
 )
 
 
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _function_ref(entity: Entity) -> tuple[str | None, str | None]:
     """The function (or workflow) a task or run belongs to, as (name, id)."""
     spec = entity.get("spec") or {}
@@ -72,8 +78,8 @@ def _row(entity_type: str, entity: Entity) -> dict[str, Any]:
 class SQLMetadataStore(MetadataStore):
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.path = connections.sqlite_path(url) if self.is_sqlite else None
+        self.path = connections.sqlite_path(url) if url.startswith("sqlite") else None  # None: a server
+        self._safe_url = url if self.path is not None else _without_password(url)  # in every error message
         if url not in _ready:
             self._migrate()
             _ready.add(url)
@@ -106,14 +112,6 @@ class SQLMetadataStore(MetadataStore):
             raise StoreError(
                 f"cannot open the metadata store {self._safe_url}: {exc.__class__.__name__}: {exc}"
             ) from None
-
-    @property
-    def _safe_url(self) -> str:
-        if self.is_sqlite:
-            return self.url  # a file: no credentials
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -204,7 +202,7 @@ class SQLMetadataStore(MetadataStore):
             query += " LIMIT :limit"
             params["limit"] = limit
         elif offset:
-            query += " LIMIT -1" if self.is_sqlite else ""  # SQLite has no OFFSET without LIMIT
+            query += " LIMIT -1" if self.path is not None else ""  # SQLite has no OFFSET without LIMIT
         if offset:
             query += " OFFSET :offset"
             params["offset"] = offset
