@@ -6,7 +6,7 @@ import pytest
 
 from digitalhub_provider.entities import Dataitem, Function, Run
 from digitalhub_provider.entities.keys import build_key, parse_key
-from digitalhub_provider.entities.specs import validate_spec
+from digitalhub_provider.entities.specs import plain_run_spec, validate_spec
 from digitalhub_provider.errors import EntityError
 
 
@@ -75,6 +75,49 @@ def test_other_kinds_validate() -> None:
         validate_spec("dataitem", "table", {})
     with pytest.raises(EntityError, match="field 'backoff_limit': Value error, must be zero or more"):
         validate_spec("task", "python+job", {"function": "f", "backoff_limit": -1})
+
+
+RUN_KIND = "python+job:run"
+BASE_RUN = {"task": "store://p/task/python+job/t1", "function": "store://p/function/python/f:1"}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {**BASE_RUN, "inputs": {"di": "store://p/dataitem/table/d:1"}, "parameters": {"i": 1, "s": "x"}},
+        {**BASE_RUN, "parameters": {"n": [None, {"x": None}], "f": 1.5, "b": True}, "outputs": None, "values": None},
+        {**BASE_RUN, "outputs": ["a"], "values": ["v"], "local_execution": True, "node_selector": {"k": "v"}},
+        {**BASE_RUN, "outputs": {"a": "b"}, "parameters": {}, "secrets": ["s"]},
+    ],
+)
+def test_plain_run_specs_skip_the_model_and_equal_its_output(spec: dict) -> None:
+    """The run's spec is checked without building its pydantic model when it is plain JSON of the
+    model's types: the result must be exactly what the model returns."""
+    assert plain_run_spec(spec) == validate_spec("run", RUN_KIND, spec)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"parameters": {"f": float("nan")}},  # the model dumps it as null
+        {"parameters": {"t": (1, 2)}},  # ... as a list
+        {"parameters": {3: "int key"}},  # ... rejects it
+        {"parameters": "not a dict"},
+        {"outputs": "a"},
+        {"values": [1]},
+        {"inputs": {"di": 1}},
+        {"local_execution": "yes"},
+        {"task": None},
+    ],
+)
+def test_run_specs_the_model_must_convert_or_reject_are_not_plain(change: dict) -> None:
+    spec = {**BASE_RUN, **change}
+    assert plain_run_spec(spec) is None
+    try:
+        converted = validate_spec("run", RUN_KIND, spec)
+    except EntityError:
+        return  # rejected with the model's message
+    assert converted != {k: v for k, v in spec.items() if v is not None}
 
 
 def test_metadata_shape() -> None:

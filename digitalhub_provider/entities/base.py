@@ -206,12 +206,14 @@ class Entity:
         embedded: bool = True,
         relationships: list[dict[str, str]] | None = None,
         status: dict[str, Any] | None = None,
+        spec_checked: bool = False,
     ) -> T:
-        """A new, validated entity (not saved)."""
+        """A new, validated entity (not saved). ``spec_checked``: the caller gives the spec in the form
+        its model would return (see :func:`~digitalhub_provider.entities.specs.plain_run_spec`)."""
         validate_project_name(project)
         if cls.ENTITY_TYPE not in ("task", "run"):
             validate_name(name)
-        clean = validate_spec(cls.ENTITY_TYPE, kind, spec)
+        clean = dict(spec or {}) if spec_checked else validate_spec(cls.ENTITY_TYPE, kind, spec)
         entity_id = uuid or new_id()
         stamp = now_iso()
         return cls(

@@ -9,7 +9,6 @@ the runner gets those from its environment.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RUNSPEC_FILE = "runspec.json"
@@ -30,44 +29,94 @@ def is_interrupt(exc: BaseException) -> bool:
     return not isinstance(exc, (Exception, SystemExit))
 
 
-@dataclass
-class RunSpec:
-    run_id: str
-    run_key: str
-    project: str
-    runtime: str  # python | kfp | mlrun
-    action: str  # job | build | pipeline | ...
-    function: dict[str, Any]  # the function (or workflow) entity, as a dictionary
-    source: dict[str, Any]  # how to get the code: {"inline": {filename, base64}} or {"url": ...}
-    handler: str | None
-    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # argument -> {"type", "entity"}
-    parameters: dict[str, Any] = field(default_factory=dict)
-    outputs: list[str] | dict[str, str] | None = None
-    values: list[str] | None = None
-    data_url: str = ""
-    result_url: str = ""
+# Plain classes, not dataclasses: this module is imported by every task (and every runner), and
+# generating a dataclass's methods costs about half a millisecond per class in each process.
+class _Record:
+    """Keyword construction, equality and ``to_dict`` over ``__slots__``."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), default=str).encode()
+        return json.dumps(self.to_dict(), default=str).encode()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class RunSpec(_Record):
+    # in the JSON's order
+    __slots__ = (  # noqa: RUF023
+        "run_id", "run_key", "project", "runtime", "action", "function", "source", "handler", "inputs",
+        "parameters", "outputs", "values", "data_url", "result_url",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        run_id: str,
+        run_key: str,
+        project: str,
+        runtime: str,  # python | kfp | mlrun
+        action: str,  # job | build | pipeline | ...
+        function: dict[str, Any],  # the function (or workflow) entity, as a dictionary
+        source: dict[str, Any],  # how to get the code: {"inline": {filename, base64}} or {"url": ...}
+        handler: str | None,
+        inputs: dict[str, dict[str, Any]] | None = None,  # argument -> {"type", "entity"}
+        parameters: dict[str, Any] | None = None,
+        outputs: list[str] | dict[str, str] | None = None,
+        values: list[str] | None = None,
+        data_url: str = "",
+        result_url: str = "",
+    ) -> None:
+        self.run_id = run_id
+        self.run_key = run_key
+        self.project = project
+        self.runtime = runtime
+        self.action = action
+        self.function = function
+        self.source = source
+        self.handler = handler
+        self.inputs: dict[str, dict[str, Any]] = {} if inputs is None else inputs
+        self.parameters: dict[str, Any] = {} if parameters is None else parameters
+        self.outputs = outputs
+        self.values = values
+        self.data_url = data_url
+        self.result_url = result_url
 
     @classmethod
     def from_json(cls, raw: bytes) -> RunSpec:
         return cls(**json.loads(raw))
 
 
-@dataclass
-class RunResult:
-    run_id: str
-    state: str  # COMPLETED | ERROR
-    message: str | None = None
-    traceback: str | None = None
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"type", "entity"}
-    results: dict[str, Any] = field(default_factory=dict)
-    logged: list[dict[str, Any]] = field(default_factory=list)  # [{"type", "entity"}] logged by the handler
-    timings: dict[str, str] = field(default_factory=dict)
+class RunResult(_Record):
+    __slots__ = ("run_id", "state", "message", "traceback", "outputs", "results", "logged", "timings")  # noqa: RUF023 - the JSON's order
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), default=str).encode()
+    def __init__(
+        self,
+        run_id: str,
+        state: str,  # COMPLETED | ERROR
+        message: str | None = None,
+        traceback: str | None = None,
+        outputs: dict[str, dict[str, Any]] | None = None,  # name -> {"type", "entity"}
+        results: dict[str, Any] | None = None,
+        logged: list[dict[str, Any]] | None = None,  # [{"type", "entity"}] logged by the handler
+        timings: dict[str, str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.message = message
+        self.traceback = traceback
+        self.outputs: dict[str, dict[str, Any]] = {} if outputs is None else outputs
+        self.results: dict[str, Any] = {} if results is None else results
+        self.logged: list[dict[str, Any]] = [] if logged is None else logged
+        self.timings: dict[str, str] = {} if timings is None else timings
 
     @classmethod
     def from_json(cls, raw: bytes) -> RunResult:

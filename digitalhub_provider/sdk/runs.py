@@ -25,7 +25,7 @@ from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, State, Tas
 from digitalhub_provider.entities.base import now_iso
 from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.entities.keys import is_key, parse_key
-from digitalhub_provider.entities.specs import TASK_KINDS, validate_spec
+from digitalhub_provider.entities.specs import TASK_KINDS, plain_run_spec, validate_spec
 from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.in_process import IN_PROCESS, InProcessRun
 from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RUNSPEC_FILE, RunResult, RunSpec
@@ -132,14 +132,17 @@ def prepare_run(
         *({"type": "consumes", "dest": k} for k in input_keys.values()),
         *(relationships or []),
     ]
+    # The usual spec is plain JSON of the model's types: checked here without building the model.
+    plain = plain_run_spec(run_spec)
     run = Run.build(
         project=fn.project,
         name="run",
         kind=f"{task_kind}:run",
-        spec=run_spec,
+        spec=run_spec if plain is None else plain,
         labels=labels,
         relationships=rels,
         status={"state": State.CREATED.value},
+        spec_checked=plain is not None,
     )
     run._ctx = ctx
     stamp = run.metadata.created

@@ -76,6 +76,46 @@ def validate_spec(entity_type: str, kind: str, spec: dict[str, Any] | None) -> d
     return out  # type: ignore[no-any-return]
 
 
+def is_plain_json(value: Any) -> bool:
+    """Whether ``value`` is JSON as a model's JSON dump would leave it: None, bool, int, str, a finite
+    float, and lists and string-keyed dictionaries of those (exact types: no subclass, no tuple)."""
+    kind = type(value)
+    if kind in (str, int, bool) or value is None:
+        return True
+    if kind is float:
+        return value - value == 0  # not inf or nan (a model dumps those as null)
+    if kind is list:
+        return all(is_plain_json(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and is_plain_json(v) for k, v in value.items())
+    return False
+
+
+def plain_run_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's spec as :func:`validate_spec` would return it, without building its model, when every
+    field already has the model's type and JSON form (the usual case); None when the model must
+    convert or reject something (then validate it)."""
+    names = ("task", "function")
+    if not all(type(spec.get(n)) is str for n in names) or type(spec.get("local_execution", False)) is not bool:
+        return None
+    inputs, parameters = spec.get("inputs"), spec.get("parameters")
+    outputs, values = spec.get("outputs"), spec.get("values")
+    if inputs is not None and not (type(inputs) is dict and all(type(v) is str for v in inputs.values())):
+        return None
+    if parameters is not None and not (type(parameters) is dict and is_plain_json(parameters)):
+        return None
+    if outputs is not None and not (
+        (type(outputs) is list and all(type(v) is str for v in outputs))
+        or (type(outputs) is dict and all(type(v) is str for v in outputs.values()))
+    ):
+        return None
+    if values is not None and not (type(values) is list and all(type(v) is str for v in values)):
+        return None
+    if not all(type(k) is str for k in spec) or not is_plain_json({**spec, "parameters": None}):
+        return None
+    return {"local_execution": False, **{k: v for k, v in spec.items() if v is not None}}  # the model's default
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
