@@ -276,3 +276,74 @@ def test_the_function_source_is_not_a_jinja_template() -> None:
     assert str(dr.state) == "success", task_states(dr)
     assert xcoms("source_not_templated", dr.run_id)[("t", "output")] == "{braces} kept for Ada"
     assert "{{braces}}" in dh.get_function("t", project="demo").spec["code"]
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_plain_strings_skip_jinja_and_render_as_jinja_would(native: bool) -> None:
+    """A string without any Jinja tag is not compiled (Airflow compiles each one, ~1 ms); every
+    string still renders exactly as Airflow's own rendering does, native rendering included."""
+    from airflow.sdk import DAG, BaseOperator
+
+    from digitalhub_provider.operators import PythonRuntimeOperator
+
+    with DAG("render_plain", schedule=None, render_template_as_native_obj=native) as dag:
+        op = PythonRuntimeOperator(task_id="t", project="demo", function="f", code="x", handler="h")
+    env = dag.get_template_env()
+    compiled: list[str] = []
+    from_string = env.from_string
+    env.from_string = lambda source, *a, **k: compiled.append(source) or from_string(source, *a, **k)  # type: ignore[method-assign]
+    context: Any = {"ds": "2026-01-01", "params": {}}
+    texts = ["bench", "1", "a}} b", "50% {x}", "line\n", "a\r\nb", "{{ ds }}", "{# note #}x", "{% if 1 %}y{% endif %}"]
+    for text in texts:
+        compiled.clear()
+        ours = op.render_template(text, context, env)
+        if not native and text in ("bench", "1", "a}} b", "50% {x}"):
+            assert compiled == [], text  # returned as it is
+        else:
+            assert compiled, text  # Jinja rendered it
+        airflows = BaseOperator.render_template(op, text, context, env)
+        assert (ours, type(ours)) == (airflows, type(airflows)), text
+    assert op.render_template({"p": ["{{ ds }}", "plain"]}, context, env) == {"p": ["2026-01-01", "plain"]}
+
+
+def test_arguments_left_unset_are_not_templated_fields_of_the_task() -> None:
+    """Airflow stores every templated field of a task once rendered: those a task leaves unset are not
+    its fields; one set later (a value or an XComArg) is, and still makes its upstream dependency."""
+    from airflow.sdk import DAG
+
+    from digitalhub_provider.operators import PythonRuntimeOperator
+    from digitalhub_provider.operators.base import RUN_TEMPLATE_FIELDS
+
+    with DAG("unset_fields", schedule=None):
+        up = PythonRuntimeOperator(task_id="up", project="demo", function="f", code="x", handler="h")
+        op = PythonRuntimeOperator(task_id="t", project="demo", function="f", code="x", handler="h",
+                                   parameters={"day": "{{ ds }}"})  # fmt: skip
+    assert op.template_fields == ("project", "function", "parameters")
+    assert PythonRuntimeOperator.template_fields == RUN_TEMPLATE_FIELDS  # mapped tasks and the UI read it
+    op.values = ["v"]
+    op.inputs = {"di": up.output["data"]}
+    assert op.template_fields == ("project", "function", "inputs", "parameters", "values")
+    assert op.upstream_task_ids == {"up"}
+
+
+def test_mapped_tasks_run_one_run_each_and_store_only_their_given_fields() -> None:
+    """``.expand`` over parameters: one DigitalHub run per map index, each result in that index's XCom,
+    the templated parameter rendered, and Airflow's rendered fields holding only what the task gave."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    dr = load_dag("mapped.py", TEST_DAGS).test()
+    assert str(dr.state) == "success", task_states(dr)
+    with create_session() as session:
+        rows = session.scalars(select(XComModel).where(XComModel.dag_id == "mapped_runs", XComModel.run_id == dr.run_id,
+                                                       XComModel.key == "output")).all()  # fmt: skip
+        outputs = {r.map_index: XComModel.deserialize_value(r) for r in rows}
+        rendered = {r.map_index: r.rendered_fields for r in session.scalars(
+            select(RTIF).where(RTIF.dag_id == "mapped_runs", RTIF.run_id == dr.run_id))}  # fmt: skip
+    assert outputs == {0: "hello Ada", 1: "hello Bob", 2: "hello Eve"}
+    assert rendered[0] == {"project": "demo", "function": "mapped-hello", "parameters": {"who": "Ada"}}
+    runs = dh.list_runs(project="demo", function_name="mapped-hello")
+    assert sorted((r.spec["parameters"]["who"], r.status.state) for r in runs) == [
+        ("Ada", "COMPLETED"), ("Bob", "COMPLETED"), ("Eve", "COMPLETED")]  # fmt: skip

@@ -99,6 +99,7 @@ class DigitalHubRunOperator(BaseOperator):
             kwargs["retries"] = backoff_limit
             kwargs.setdefault("retry_exponential_backoff", 2.0)
         super().__init__(**kwargs)
+        self.template_fields: Sequence[str] = ()  # see __setattr__
         self.project = project
         self.function = function
         self.function_key = function_key
@@ -177,6 +178,46 @@ class DigitalHubRunOperator(BaseOperator):
                 return latest  # type: ignore[return-value]
         # A new version; building it validates the spec (a bad one is refused here).
         return crud.new_entity(cls, project=self.project, name=name, kind=self.function_kind, ctx=ctx, **spec)  # type: ignore[return-value]
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        """A templated field is one of this task's ``template_fields`` once it holds a value.
+
+        Airflow stores every templated field of a task once rendered, at ~0.5 ms each in the task
+        process (a pydantic adapter per field) and one more column in the API server's request: the
+        arguments a task leaves unset are not among its fields (the class keeps the full list, which
+        mapped tasks and the UI read)."""
+        every = type(self).template_fields
+        if value is not None and key in every:
+            mine = self.__dict__.get("template_fields", every)
+            if key not in mine:
+                super().__setattr__("template_fields", tuple(f for f in every if f in mine or f == key))
+        super().__setattr__(key, value)
+
+    # -- templates --------------------------------------------------------------------------------
+    def render_template(
+        self, content: Any, context: Any, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Airflow compiles every string of a templated field as a Jinja template (~1 ms each, in
+        every task); a string Jinja would render to itself is returned as it is."""
+        if type(content) is str and self._renders_to_itself(content, jinja_env):
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)
+
+    def _renders_to_itself(self, text: str, env: Any) -> bool:
+        """Text without any of ``env``'s tags and without line breaks (Jinja normalises them and drops
+        a trailing one), not a template file's name, rendered to a string (native rendering would
+        turn ``"1"`` into ``1``)."""
+        from jinja2.nativetypes import NativeEnvironment
+
+        if env is None or "\n" in text or "\r" in text or text.endswith(tuple(self.template_ext)):
+            return False
+        dag = self.dag if self.has_dag() else None
+        native = getattr(self, "_should_render_native", None)  # Airflow's; unknown means "maybe native"
+        if isinstance(env, NativeEnvironment) or native is None or native(dag):
+            return False
+        tags = (env.block_start_string, env.variable_start_string, env.comment_start_string,
+                env.line_statement_prefix, env.line_comment_prefix)  # fmt: skip
+        return not any(tag and tag in text for tag in tags)
 
     # -- labels, stale runs -----------------------------------------------------------------------
     def run_labels(self, context: AirflowContext) -> list[str]:
