@@ -127,16 +127,30 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 @contextmanager
 def _fresh_imports() -> Iterator[None]:
     """Forget, afterwards, the ``sys.path`` entries the run added and the modules it imported from
-    them (its own source, in a temporary folder); libraries it imported stay loaded."""
+    them (its own source, in a temporary folder); libraries it imported stay loaded.
+
+    The modules imported meanwhile are the keys after the last one of now (``sys.modules`` keeps
+    insertion order): read from the end, not by copying all the keys, whose reference counts would
+    each dirty a page a forked task process shares with its parent (~2 ms at 1,400 modules)."""
     path_before = list(sys.path)
-    modules_before = set(sys.modules)
+    last = next(reversed(sys.modules), None)
     try:
         yield
     finally:
         added = [p for p in sys.path if p not in path_before]
         sys.path[:] = [p for p in sys.path if p in path_before]
         roots = tuple(os.path.join(os.path.abspath(p), "") for p in added if p)
-        for name in set(sys.modules) - modules_before if roots else ():
+        for name in _imported_after(last) if roots else ():
             file = getattr(sys.modules[name], "__file__", None)
             if file and os.path.abspath(file).startswith(roots):
                 del sys.modules[name]
+
+
+def _imported_after(last: str | None) -> list[str]:
+    """The names ``sys.modules`` got after ``last`` (all of them when ``last`` is gone)."""
+    names = []
+    for name in reversed(sys.modules):
+        if name == last:
+            break
+        names.append(name)
+    return names
