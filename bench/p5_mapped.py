@@ -18,7 +18,7 @@ after the task process is done: when the process closes its sockets before it ca
 supervisor's loop finds nothing left to read and sleeps in ``select`` for that interval before it
 looks at the process again (``ActivitySubprocess._monitor_subprocess`` in Airflow 3.3.2). On this
 machine that happened to a quarter or more of the tasks of either DAG, so at 5 s the makespan
-mostly counts those sleeps (8 to 27 s for the same DAG, a median of 9 runs is taken); at 1 s it
+mostly counts those sleeps (8 to 29 s for the same DAG: the median of 15 runs is taken); at 1 s it
 follows what the tasks themselves cost. The benchmark records, per DAG, how long each supervisor
 kept its slot after its task instance ended (``exit_wait_seconds``).
 
@@ -184,7 +184,7 @@ def _run(cfg: Config, fig: FigureResult, db_env: dict[str, str], db: str, heartb
 
     tasks = cfg.size(50, 10)
     # makespans of one DAG vary by ±40% from run to run at a 5 s heartbeat, ±10% at 1 s
-    reps = cfg.reps(full=9 if heartbeat >= AIRFLOW_HEARTBEAT else 5, quick=1)
+    reps = cfg.reps(full=15 if heartbeat >= AIRFLOW_HEARTBEAT else 5, quick=1)
     base = cfg.figure_dir("P5") / f"heartbeat-{heartbeat:g}s"
     dags = base / "dags"
     dags.mkdir(parents=True, exist_ok=True)

@@ -240,10 +240,12 @@ def test_metadata_password_goes_into_the_url_only_in_memory(monkeypatch: pytest.
 
 def test_provider_is_registered_with_its_connection_form() -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    pm = ProvidersManager()
-    assert "airflow-provider-digitalhub" in pm.providers
-    assert "digitalhub" in pm.hooks
+    runtime = ProvidersManagerTaskRuntime()  # what a task resolves hooks with
+    assert "airflow-provider-digitalhub" in runtime.providers
+    assert "digitalhub" in runtime.hooks
+    pm = ProvidersManager()  # the API server's connection forms
     widgets = pm.connection_form_widgets
     assert "extra__digitalhub__metadata_url" in widgets and "extra__digitalhub__data_url" in widgets
     assert widgets["extra__digitalhub__metadata_password"].is_sensitive

@@ -155,3 +155,11 @@ def test_other_entity_families() -> None:
     assert dh.delete_artifact(art.key) == 1
     assert dh.delete_model(project="demo", entity_name="m") == 1
     assert dh.delete_workflow(project="demo", entity_name="wf", delete_all_versions=True) == 1
+
+
+def test_list_with_an_unknown_filter_names_the_known_ones() -> None:
+    dh.get_or_create_project("demo")
+    with pytest.raises(EntityError, match=r"unknown filter\(s\) 'function' for list_runs: use name, kind, state, "
+                                          r"function_name"):  # fmt: skip
+        dh.list_runs("demo", function="f")
+    assert dh.list_runs("demo", function_name="f") == []

@@ -205,7 +205,16 @@ def get_entity_by_key(key: str, ctx: Context | None = None) -> Entity:
     return get_entity(ENTITY_CLASSES[parsed.entity_type], key, ctx=ctx)
 
 
+LIST_FILTERS = ("name", "kind", "state", "function_name", "all_versions", "limit", "offset")
+
+
 def list_entities(cls: type[E], project: str, ctx: Context | None = None, **filters: Any) -> list[E]:
+    unknown = sorted(set(filters) - set(LIST_FILTERS))
+    if unknown:
+        raise EntityError(
+            f"unknown filter(s) {', '.join(map(repr, unknown))} for list_{cls.ENTITY_TYPE}s: "
+            f"use {', '.join(LIST_FILTERS)}"
+        )
     c = _ctx(ctx)
     return [_wrap(cls, d, ctx) for d in c.metadata.list(project, cls.ENTITY_TYPE, **filters)]
 
