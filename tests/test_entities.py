@@ -93,7 +93,9 @@ BASE_RUN = {"task": "store://p/task/python+job/t1", "function": "store://p/funct
 def test_plain_run_specs_skip_the_model_and_equal_its_output(spec: dict) -> None:
     """The run's spec is checked without building its pydantic model when it is plain JSON of the
     model's types: the result must be exactly what the model returns."""
-    assert plain_run_spec(spec) == validate_spec("run", RUN_KIND, spec)
+    plain = plain_run_spec(spec)
+    assert plain == validate_spec("run", RUN_KIND, spec)
+    assert plain is not None and plain.get("parameters", {}) is not spec.get("parameters")  # the entity's own copy
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,9 @@ class DigitalHubRunOperator(BaseOperator):
             kwargs["retries"] = backoff_limit
             kwargs.setdefault("retry_exponential_backoff", 2.0)
         super().__init__(**kwargs)
-        self.template_fields: Sequence[str] = ()  # see __setattr__
+        # See __setattr__: fields join as they get a value (also those a subclass set before this).
+        every = type(self).template_fields
+        self.template_fields: Sequence[str] = tuple(f for f in every if getattr(self, f, None) is not None)
         self.project = project
         self.function = function
         self.function_key = function_key
@@ -179,6 +181,7 @@ class DigitalHubRunOperator(BaseOperator):
         # A new version; building it validates the spec (a bad one is refused here).
         return crud.new_entity(cls, project=self.project, name=name, kind=self.function_kind, ctx=ctx, **spec)  # type: ignore[return-value]
 
+    # -- templates --------------------------------------------------------------------------------
     def __setattr__(self, key: str, value: Any) -> None:
         """A templated field is one of this task's ``template_fields`` once it holds a value.
 
@@ -193,7 +196,6 @@ class DigitalHubRunOperator(BaseOperator):
                 super().__setattr__("template_fields", tuple(f for f in every if f in mine or f == key))
         super().__setattr__(key, value)
 
-    # -- templates --------------------------------------------------------------------------------
     def render_template(
         self, content: Any, context: Any, jinja_env: Any = None, seen_oids: set[int] | None = None
     ) -> Any:

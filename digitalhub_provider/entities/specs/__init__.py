@@ -12,6 +12,7 @@ CPU, and an Airflow task running a python function needs 5 of the 12.
 from __future__ import annotations
 
 import importlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.errors import EntityError
@@ -113,7 +114,8 @@ def plain_run_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not all(type(k) is str for k in spec) or not is_plain_json({**spec, "parameters": None}):
         return None
-    return {"local_execution": False, **{k: v for k, v in spec.items() if v is not None}}  # the model's default
+    clean = {"local_execution": False, **{k: v for k, v in spec.items() if v is not None}}  # the model's default
+    return json.loads(json.dumps(clean))  # a copy, as the model's dump is: the entity owns its dictionaries
 
 
 def _describe(exc: ValidationError) -> str:
