@@ -260,8 +260,9 @@ def test_operator_spec_source_and_templates() -> None:
     op.source = {"code": "def h(context): pass"}
     assert op.function_spec()["source"] == {"code": "def h(context): pass"}
     # the run's arguments are templated, never the function's spec (a rendered spec would be a new version)
-    assert {"project", "function", "inputs", "parameters", "outputs"} <= set(op.template_fields)
-    assert not {"source", "handler", "image", "tag", "requirements"} & set(op.template_fields)
+    assert {"project", "function", "inputs", "parameters", "outputs"} <= set(MlrunJobOperator.template_fields)
+    assert not {"source", "handler", "image", "tag", "requirements"} & set(MlrunJobOperator.template_fields)
+    assert op.template_fields == ("project",)  # the task's own: the arguments it sets
 
 
 def test_importing_the_mlrun_operator_stays_light() -> None:
