@@ -107,6 +107,7 @@ def _group(path: str) -> tuple[float, list[tuple[str, float]]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.task_profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="tasks timed (default 15)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home (the store, execute.prof)")
     args = parser.parse_args(argv)
     from bench.common import compile_package, scrub_environ
 
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nthe provider's functions by cumulative time:")
     pstats.Stats(profile_path, stream=sys.stdout).sort_stats("cumulative").print_stats("digitalhub_provider", 15)
+    if args.keep:
+        print(f"\nkept: {home}")
+    else:
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
