@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import pickle
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
@@ -275,6 +276,8 @@ def test_wait_refresh_and_stop_kills_the_process() -> None:
         import os
 
         os.kill(pid, 0)
+    # the runner unwound on SIGTERM: its temporary folder (the run's source) is gone
+    assert not list(Path(tempfile.gettempdir()).glob(f"dh-run-{run.id[:8]}-*"))
 
 
 def test_logs_stream_live() -> None:
@@ -292,6 +295,7 @@ def test_timeout_kills_and_errors() -> None:
     fn = dh.new_function(project="demo", name="slow", code=SLOW, handler="slow", **PY)
     run = fn.run(action="job", timeout=2)
     assert run.state == "ERROR" and "timed out after 2 s" in (run.status.message or "")
+    assert not list(Path(tempfile.gettempdir()).glob(f"dh-run-{run.id[:8]}-*"))
 
 
 # -- runtime environments ---------------------------------------------------------------------

@@ -6,7 +6,23 @@ atomically, and exits 0 when the run COMPLETED, 1 otherwise.
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the runner (its run is being stopped, its pod deleted, its task timed out).
+
+    Raised where the runner is, it unwinds like an interrupt: the run's temporary folder and the
+    outputs it had written are removed, and the RunResult records it. Without it the process died
+    on the spot and left its folder behind (and a runner that is a pod's PID 1 ignored SIGTERM,
+    the kernel's rule for PID 1 without a handler, until the kubelet's SIGKILL)."""
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated(f"the runner received signal {signum} (SIGTERM)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from digitalhub_provider.runtimes.runner import run_from_url
 
+    signal.signal(signal.SIGTERM, _terminate)
     return run_from_url(args[0])
 
 
