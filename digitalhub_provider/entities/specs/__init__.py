@@ -96,23 +96,23 @@ def plain_run_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
     """A run's spec as :func:`validate_spec` would return it, without building its model, when every
     field already has the model's type and JSON form (the usual case); None when the model must
     convert or reject something (then validate it)."""
-    names = ("task", "function")
-    if not all(type(spec.get(n)) is str for n in names) or type(spec.get("local_execution", False)) is not bool:
-        return None
-    inputs, parameters = spec.get("inputs"), spec.get("parameters")
-    outputs, values = spec.get("outputs"), spec.get("values")
-    if inputs is not None and not (type(inputs) is dict and all(type(v) is str for v in inputs.values())):
-        return None
-    if parameters is not None and not (type(parameters) is dict and is_plain_json(parameters)):
-        return None
-    if outputs is not None and not (
-        (type(outputs) is list and all(type(v) is str for v in outputs))
-        or (type(outputs) is dict and all(type(v) is str for v in outputs.values()))
-    ):
-        return None
-    if values is not None and not (type(values) is list and all(type(v) is str for v in values)):
-        return None
-    if not all(type(k) is str for k in spec) or not is_plain_json({**spec, "parameters": None}):
+
+    def strings(values: Any) -> bool:
+        return all(type(v) is str for v in values)
+
+    inputs, parameters, outputs, values = (spec.get(k) for k in ("inputs", "parameters", "outputs", "values"))
+    plain = (
+        is_plain_json(spec)  # exact JSON types and string keys all the way down
+        and type(spec.get("task")) is str
+        and type(spec.get("function")) is str
+        and type(spec.get("local_execution", False)) is bool
+        and (inputs is None or (type(inputs) is dict and strings(inputs.values())))
+        and (parameters is None or type(parameters) is dict)
+        and (outputs is None or (type(outputs) is list and strings(outputs))
+             or (type(outputs) is dict and strings(outputs.values())))
+        and (values is None or (type(values) is list and strings(values)))
+    )  # fmt: skip
+    if not plain:
         return None
     clean = {"local_execution": False, **{k: v for k, v in spec.items() if v is not None}}  # the model's default
     return json.loads(json.dumps(clean))  # a copy, as the model's dump is: the entity owns its dictionaries
