@@ -31,5 +31,14 @@ class RunError(DigitalHubError):
     """A run could not be prepared, launched or completed."""
 
 
+class IllegalTransitionError(RunError):
+    """A run state change the transition table does not allow (e.g. COMPLETED -> RUNNING)."""
+
+
+class StateChangedError(RunError):
+    """The run's stored state is no longer the one a write expected: another process moved it
+    (a stop, the reconciler) since this one read it."""
+
+
 class BackendError(RunError):
     """A runtime environment (virtualenv, interpreter) is missing or broken."""

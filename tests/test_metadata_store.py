@@ -184,3 +184,33 @@ def test_unreachable_or_unknown_store_is_a_clear_error() -> None:
         open_metadata_store("postgresql+psycopg2://u:secret@127.0.0.1:1/x")
     with pytest.raises(StoreError, match="unsupported metadata store URL"):
         open_metadata_store("mongodb://x")
+
+
+def test_a_guarded_write_refuses_a_state_another_writer_changed(store_url: str) -> None:
+    """``expect`` holds an update to the state its writer last saw: nothing of the write lands otherwise."""
+    from digitalhub_provider.errors import StateChangedError
+
+    store = open_metadata_store(store_url)
+    store.write(create=[_fn(1), _run(1, "fn", state="RUNNING")])
+    stopped = {**_run(1, "fn", state="STOPPED")[1]}
+    store.write(update=[("run", stopped)], expect={"run1": "RUNNING"})
+    late = {**_run(1, "fn", state="COMPLETED")[1]}
+    with pytest.raises(StateChangedError, match="run run1 is STOPPED in the store, not RUNNING"):
+        store.write(create=[_fn(2, name="output")], update=[("run", late)], expect={"run1": "RUNNING"})
+    assert store.get("p", "run", "run1")["status"]["state"] == "STOPPED"
+    with pytest.raises(EntityNotFoundError):
+        store.get("p", "function", "id2")  # the create of the refused write was rolled back
+
+
+def test_a_store_whose_migrations_are_missing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without the migrations' files (a wheel that lost them) fails at once, naming the cause,
+    instead of later with 'no such table'."""
+    import shutil
+
+    from digitalhub_provider.stores.metadata import sql
+
+    broken = tmp_path / "migrations"
+    shutil.copytree(sql.MIGRATIONS, broken, ignore=shutil.ignore_patterns("versions", "__pycache__"))
+    monkeypatch.setattr(sql, "MIGRATIONS", broken)
+    with pytest.raises(StoreError, match=r"reach revision None, this version needs '0001' \(is the package"):
+        open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")

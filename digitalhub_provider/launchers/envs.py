@@ -77,7 +77,7 @@ def _candidates(name: str, wanted: tuple[int, int]) -> list[str]:
 @lru_cache(maxsize=1)
 def runner_source_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path in sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -9,7 +9,7 @@ final status. Reads see what the run logged first, then the metadata store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digitalhub_provider.config import Settings
@@ -35,7 +35,9 @@ class _Overlay(MetadataStore):
             if r["type"] == entity_type and r["entity"]["project"] == project
         ]
 
-    def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
+    def write(
+        self, *, create: Sequence[Write] = (), update: Sequence[Write] = (), expect: Mapping[str, str] | None = None
+    ) -> None:
         for entity_type, entity in create:
             self.ctx.insert(entity_type, entity)
         if update:

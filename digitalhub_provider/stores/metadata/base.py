@@ -9,7 +9,7 @@ last, whatever the clocks of the writers say.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 Entity = dict[str, Any]
@@ -20,8 +20,13 @@ class MetadataStore(ABC):
     url: str
 
     @abstractmethod
-    def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
-        """Create and update entities in one transaction: all or nothing."""
+    def write(
+        self, *, create: Sequence[Write] = (), update: Sequence[Write] = (), expect: Mapping[str, str] | None = None
+    ) -> None:
+        """Create and update entities in one transaction: all or nothing.
+
+        ``expect`` maps the id of an updated entity to the state it must still have in the store;
+        when it has another, nothing is written and :class:`StateChangedError` names both."""
 
     @abstractmethod
     def get(self, project: str, entity_type: str, entity_id: str) -> Entity:

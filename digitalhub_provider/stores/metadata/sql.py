@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from digitalhub_provider.entities.keys import is_key, parse_key
-from digitalhub_provider.errors import EntityNotFoundError, StoreError
+from digitalhub_provider.errors import EntityNotFoundError, StateChangedError, StoreError
 from digitalhub_provider.stores.metadata import connections
 from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
 from digitalhub_provider.stores.metadata.connections import Transaction, expand
@@ -37,6 +37,8 @@ _ready: set[str] = set()
 
 INSERT = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
 UPDATE = f"UPDATE {TABLE} SET {', '.join(f'{c} = :{c}' for c in UPDATED)} WHERE entity_type = :entity_type AND id = :id"
+UPDATE_IF_STATE = f"{UPDATE} AND state = :expected"
+STATE = f"SELECT state FROM {TABLE} WHERE entity_type = :entity_type AND id = :id"
 GET = f"SELECT body FROM {TABLE} WHERE entity_type = :entity_type AND id = :id AND project = :project"
 GET_LATEST = (
     f"SELECT body FROM {TABLE} WHERE project = :project AND entity_type = :entity_type AND name = :name "
@@ -107,6 +109,12 @@ class SQLMetadataStore(MetadataStore):
                 cfg.set_main_option("script_location", str(MIGRATIONS))
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                reached = MigrationContext.configure(conn).get_current_revision()
+                if reached != HEAD:  # e.g. an install that lost the migrations' files
+                    raise StoreError(
+                        f"cannot migrate the metadata store {self._safe_url}: the migrations in {MIGRATIONS} reach "
+                        f"revision {reached!r}, this version needs {HEAD!r} (is the package installed whole?)"
+                    )
                 conn.commit()
         except SQLAlchemyError as exc:
             raise StoreError(
@@ -140,16 +148,31 @@ class SQLMetadataStore(MetadataStore):
         return connections.engine_transaction(self.url, self._safe_url)
 
     # -- interface ---------------------------------------------------------------
-    def write(self, *, create: Sequence[Write] = (), update: Sequence[Write] = ()) -> None:
+    def write(
+        self, *, create: Sequence[Write] = (), update: Sequence[Write] = (), expect: Mapping[str, str] | None = None
+    ) -> None:
         with self._tx(write=True) as conn:
             if create:
                 conn.run_many(INSERT, [_row(t, e) for t, e in create])
             for entity_type, entity in update:
                 row = _row(entity_type, entity)
-                if conn.run(UPDATE, {k: row[k] for k in ("entity_type", "id", *UPDATED)}) == 0:
-                    raise EntityNotFoundError(
-                        f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}"
+                params = {k: row[k] for k in ("entity_type", "id", *UPDATED)}
+                expected = (expect or {}).get(entity["id"])
+                if expected is None:
+                    changed = conn.run(UPDATE, params)
+                else:
+                    changed = conn.run(UPDATE_IF_STATE, {**params, "expected": expected})
+                if changed:
+                    continue
+                found = conn.rows(STATE, {"entity_type": entity_type, "id": entity["id"]})
+                if expected is not None and found:
+                    raise StateChangedError(
+                        f"{entity_type} {entity['id']} is {found[0][0]} in the store, not {expected}: "
+                        "another process changed it"
                     )
+                raise EntityNotFoundError(
+                    f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}"
+                )
 
     def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
         with self._tx(write=False) as conn:
