@@ -8,7 +8,7 @@ process group, ``fsync=off`` as in the tests). The store is filled with runs of 
   many calls on random functions, after the bulk fill has been analyzed (and vacuumed on
   PostgreSQL); the anchor is the same query through the bare DB-API driver (``sqlite3`` /
   ``psycopg2``, bodies parsed with ``json.loads``).
-* create: ``prepare_run`` (validation, task lookup, one insert transaction per run), runs per
+* create: ``RunController.create`` (validation, task lookup, one insert transaction per run), runs per
   second; the anchor inserts the same rows with the bare driver, one transaction each.
 """
 
@@ -36,9 +36,10 @@ def measure(runs: int, samples: int, creates: int) -> dict[str, Any]:
     import digitalhub_provider as dh
     from digitalhub_provider.entities import State
     from digitalhub_provider.sdk.context import get_context
-    from digitalhub_provider.sdk.runs import prepare_run, set_state
+    from digitalhub_provider.sdk.controller import RunController
 
     ctx = get_context()
+    controller = RunController(ctx)
     url = ctx.settings.metadata_url
     t0 = time.perf_counter()
     fns = [
@@ -50,11 +51,11 @@ def measure(runs: int, samples: int, creates: int) -> dict[str, Any]:
     ]  # fmt: skip
     templates: list[str] = []
     for fn in fns:  # one real finished run per function: the shape every clone takes
-        run = prepare_run(fn, parameters={"i": 0}, local_execution=True, labels=["airflow.dag_id=bench"])
+        run = controller.create(fn, parameters={"i": 0}, local_execution=True, labels=["airflow.dag_id=bench"])
         for state in (State.BUILT, State.READY, State.RUNNING):
-            set_state(ctx, run, state)
+            controller.transition(run, state)
         run.status.results = {"output": 1}  # type: ignore[attr-defined]
-        set_state(ctx, run, State.COMPLETED)
+        controller.transition(run, State.COMPLETED)
         templates.append(json.dumps(run.to_dict()).replace(run.id, "@ID@"))
     batch: list[tuple[str, dict[str, Any]]] = []
     for i in range(runs - FUNCTIONS):
@@ -97,7 +98,7 @@ def measure(runs: int, samples: int, creates: int) -> dict[str, Any]:
     for i in range(creates):
         fn = fns[i % FUNCTIONS]
         a = time.perf_counter()
-        prepare_run(fn, parameters={"i": i}, local_execution=True, labels=["airflow.dag_id=bench"])
+        controller.create(fn, parameters={"i": i}, local_execution=True, labels=["airflow.dag_id=bench"])
         create_s.append(time.perf_counter() - a)
     raw_create_s = []
     for i in range(creates):
@@ -227,7 +228,7 @@ def run(cfg: Config, fig: FigureResult) -> None:
         raw_rate = len(d["create_raw_s"]) / sum(d["create_raw_s"])
         target = backend == "SQLite"
         fig.rows.append(
-            Row("P4", f"create runs (prepare_run), {backend}", rate, "runs/s",
+            Row("P4", f"create runs (RunController.create), {backend}", rate, "runs/s",
                 f"bare {'sqlite3' if backend == 'SQLite' else 'psycopg2'} insert", raw_rate,
                 f"≥ {CREATE_TARGET:g} runs/s" if target else "", (rate >= CREATE_TARGET) if target else None)
         )  # fmt: skip

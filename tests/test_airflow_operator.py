@@ -129,20 +129,18 @@ def test_on_kill_kills_the_process_and_stops_the_run() -> None:
 
 def test_retry_after_a_worker_crash_marks_the_stale_run_error() -> None:
     from digitalhub_provider.operators import PythonRuntimeOperator
-    from digitalhub_provider.sdk.runs import prepare_run, set_state
+    from tests.runs import running_run
 
     op = PythonRuntimeOperator(task_id="t", project="demo", code="def h():\n    return 7\n", handler="h",
                                python_version="PYTHON3_11")  # fmt: skip
     # try 1: the run was started, then the worker died (a process that is still alive, and a RUNNING run)
     orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
-    from digitalhub_provider.entities import State
     from digitalhub_provider.sdk.context import get_context
 
     ctx = get_context()
     fn = op.resolve_function(ctx)
     labels = op.run_labels(_context(op, try_number=1))
-    stale = prepare_run(fn, labels=labels, ctx=ctx)
-    set_state(ctx, stale, State.RUNNING, pid=orphan.pid, host=os.uname().nodename)
+    stale = running_run(ctx, fn, labels=labels, status={"pid": orphan.pid, "host": os.uname().nodename})
     # try 2 runs normally
     ctx2 = _context(op, try_number=2)
     summary = op.execute(ctx2)

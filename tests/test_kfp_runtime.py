@@ -675,9 +675,8 @@ def test_killing_the_task_terminates_the_kfp_run(kfp_connection: KfpStandIn) -> 
 
 @pytest.mark.usefixtures("airflow_db")
 def test_a_retry_reattaches_to_the_kfp_run_of_the_earlier_try(kfp_connection: KfpStandIn) -> None:
-    from digitalhub_provider.entities import State
     from digitalhub_provider.sdk.context import get_context
-    from digitalhub_provider.sdk.runs import prepare_run, set_state
+    from tests.runs import running_run
 
     op, source = _pipeline_operator()
     ctx = get_context()
@@ -685,10 +684,14 @@ def test_a_retry_reattaches_to_the_kfp_run_of_the_earlier_try(kfp_connection: Kf
     existing = kfp_connection.add_run("RUNNING", "RUNNING", "SUCCEEDED")
     op._dag_folder = None
     fn = op.resolve_function(ctx)
-    stale = prepare_run(
-        fn, action="pipeline", inputs={"url": source.key}, labels=op.run_labels(_context(op, 1)), ctx=ctx
+    stale = running_run(
+        ctx,
+        fn,
+        action="pipeline",
+        inputs={"url": source.key},
+        labels=op.run_labels(_context(op, 1)),
+        status={"kfp_run_id": existing, "kfp_host": kfp_connection.url},
     )
-    set_state(ctx, stale, State.RUNNING, kfp_run_id=existing, kfp_host=kfp_connection.url)
     # try 2 reattaches instead of submitting a second run
     summary = op.execute(_context(op, try_number=2))
     assert summary["state"] == "COMPLETED"

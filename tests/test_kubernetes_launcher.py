@@ -241,15 +241,18 @@ def test_retry_after_a_worker_crash_reattaches_to_the_running_pod(k8s: StandinK8
 def _manifest(op: Any, k8s_conn: dict, task_id: str) -> dict[str, Any]:
     """The pod as KubernetesPodOperator would create it, without creating it."""
     from digitalhub_provider.hooks.digitalhub import DigitalHubHook
-    from digitalhub_provider.launchers.kubernetes import final_pod_dict
-    from digitalhub_provider.sdk.runs import prepare_run
+    from digitalhub_provider.launchers.kubernetes import KubernetesLauncher, final_pod_dict
+    from digitalhub_provider.sdk.controller import RunController
 
     hook = DigitalHubHook("dh_k8s")
     ctx = hook.get_context()
     fn = op.resolve_function(ctx)
-    run = prepare_run(fn, local_execution=False, ctx=ctx, **op.task_arguments())
-    kpo = op._pod_operator(ctx, fn, run, hook)
-    return final_pod_dict(kpo, _context(task_id))
+    run = RunController(ctx).create(fn, local_execution=False, **op.task_arguments())
+    op._kubernetes = True
+    launcher = op.make_launcher(hook, ctx, fn, run, _context(task_id))
+    assert isinstance(launcher, KubernetesLauncher)
+    launcher.prepare(fn, run, ctx)
+    return final_pod_dict(launcher.reattach(fn, run, ctx).kpo, _context(task_id))
 
 
 RICH = {
@@ -326,3 +329,37 @@ def test_wait_for_helper_is_bounded(k8s: StandinK8s) -> None:
     with pytest.raises(Exception):
         k8s.wait_for(lambda: False, timeout=0.5)
     assert time.monotonic() - started < 30
+
+
+def test_reentry_without_a_run_to_finish_fails_and_creates_none(k8s: StandinK8s, k8s_conn: dict) -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    op = _op(task_id="lost", code=SLOW, handler="slow", deferrable=True)
+    with pytest.raises(AirflowException, match="no running DigitalHub run found for this task on re-entry"):
+        op.trigger_reentry(_context("lost"), {"status": "success", "name": "dh-lost", "namespace": "default"})
+    assert dh.list_runs("demo") == []
+    assert k8s.created_count == 0
+
+
+def test_stop_while_ready_creates_no_pod(k8s: StandinK8s, k8s_conn: dict) -> None:
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+    from digitalhub_provider.launchers.kubernetes import KubernetesLauncher
+    from digitalhub_provider.sdk.controller import RunController
+
+    class StoppedWhileReady(KubernetesLauncher):
+        def start(self, spec: Any, run: Any, ctx: Any) -> Any:
+            RunController(ctx).stop(dh.get_run(run.key), "stopped while READY")
+            return super().start(spec, run, ctx)
+
+    op = _op(task_id="ready", code=SLOW, handler="slow")
+    hook = DigitalHubHook("dh_k8s")
+    ctx = hook.get_context()
+    fn = op.resolve_function(ctx)
+    controller = RunController(ctx)
+    run = controller.create(fn, local_execution=False)
+    from digitalhub_provider.launchers.kubernetes import KubernetesSettings
+
+    launcher = StoppedWhileReady("ready", KubernetesSettings.from_extras(hook.extras), _context("ready"))
+    assert controller.execute(fn, run, launcher) is run
+    assert run.state == "STOPPED" and dh.get_run(run.key).status.state == "STOPPED"
+    assert k8s.created_count == 0

@@ -471,25 +471,3 @@ def test_missing_git_ref(tmp_path: Path, http_root: tuple[str, Path], dh_home: P
     _git_repo(root)
     fn = dh.new_function(project="demo", name="git", code_src=f"git+{base}/repo.git#nope", handler="pkg.job:run", **PY)
     _assert_error(fn.run(action="job"), "git ref 'nope' does not exist", dh_home)
-
-
-def test_runspec_of_a_run_that_ran_before_removes_its_old_result(dh_home: Path) -> None:
-    """A stale result.json must never be read for a run that is launched again; a new run has none,
-    so nothing is deleted for it (one fewer store call per run on S3)."""
-    from digitalhub_provider.entities import State
-    from digitalhub_provider.runtimes.contract import RESULT_FILE
-    from digitalhub_provider.sdk.context import get_context
-    from digitalhub_provider.sdk.runs import prepare_run, set_state, write_runspec
-
-    ctx = get_context()
-    fn = dh.new_function(project="demo", name="again", code="def h():\n    return 1\n", handler="h", **PY)
-    for ran_before in (False, True):
-        run = prepare_run(fn, ctx=ctx)
-        result = ctx.data_store().local_path(ctx.run_url(run.id, RESULT_FILE))
-        assert result is not None
-        result.parent.mkdir(parents=True, exist_ok=True)
-        result.write_text('{"planted": true}')
-        if ran_before:
-            set_state(ctx, run, State.RUNNING)
-        write_runspec(run, fn, ctx)
-        assert result.exists() is not ran_before

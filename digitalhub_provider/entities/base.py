@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
 from digitalhub_provider.entities.keys import build_key, validate_name, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
+from digitalhub_provider.entities.states import State
 
 if TYPE_CHECKING:
     from digitalhub_provider.sdk.context import Context
@@ -233,7 +234,7 @@ class Entity:
                 relationships=[Relationship.from_dict(r) for r in relationships] if relationships else None,
             ),
             spec=clean,
-            status=Status(**(status or {"state": "CREATED"})),
+            status=Status(**(status or {"state": State.CREATED.value})),
         )
 
     @classmethod

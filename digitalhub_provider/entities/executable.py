@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from digitalhub_provider.entities.base import Entity
-from digitalhub_provider.entities.states import FINAL_STATES, State
+from digitalhub_provider.entities.states import FINAL_STATES, RunKind, State
 from digitalhub_provider.errors import EntityError, EntityNotFoundError, RunError
 
 
@@ -37,6 +37,21 @@ class Task(Entity):
 
 class Run(Entity):
     ENTITY_TYPE = "run"
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**fields)
+        # The state this object last read from or wrote to the store: the run controller's writes
+        # expect the store to still hold it (another process may have stopped the run meanwhile).
+        self.saved_state: str | None = self.status.state
+
+    @property
+    def run_kind(self) -> RunKind:
+        return RunKind.of(self.kind)
+
+    def refresh(self) -> Run:
+        super().refresh()
+        self.saved_state = self.status.state
+        return self
 
     @property
     def state(self) -> str:

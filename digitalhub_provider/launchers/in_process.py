@@ -26,32 +26,64 @@ SIGKILL after its grace period is then the last word, as for any Airflow task.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.config import Settings
+from digitalhub_provider.entities.states import State
+from digitalhub_provider.launchers.base import Handle, Launcher, log_path
 from digitalhub_provider.runtimes.contract import RunSpec
 
+if TYPE_CHECKING:
+    from digitalhub_provider.entities import Run
+    from digitalhub_provider.sdk.context import Context
+
 IN_PROCESS = "in-process"  # the run's ``status.launcher``
+
+
+class InProcessLauncher(Launcher):
+    """Nothing to build and nothing to start: BUILT, READY and RUNNING are saved in one write, and
+    the handler runs when the controller waits on the handle (in the waiting thread)."""
+
+    name = IN_PROCESS
+    quick = True
+
+    def start(self, spec: RunSpec, run: Run, ctx: Context) -> InProcessRun:
+        return InProcessRun(log_path(ctx, run.id), spec, ctx.settings)
 
 
 class RunStopped(BaseException):
     """Raised in the thread running an in-process handler when its run is stopped."""
 
 
-class InProcessRun:
-    """One run of the runner in this interpreter; ``kill`` is what ``stop_run`` calls."""
+class InProcessRun(Handle):
+    """One run of the runner in this interpreter; ``kill`` is what stopping the run calls."""
 
     pid: int | None = None  # no process of its own to signal
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, spec: RunSpec, settings: Settings) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
+        self.spec = spec
+        self.settings = settings
+        self.status: dict[str, Any] = {"launcher": IN_PROCESS, "host": socket.gethostname()}
         self.killed = False
+        self.exit_code: int | None = None
         self._thread: threading.Thread | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Runs the handler here, now (``timeout`` is the caller's: Airflow's execution_timeout)."""
+        if self.exit_code is None:
+            self.exit_code = self.run(self.spec, self.settings)
+        return self.exit_code
+
+    def poll(self) -> int | None:
+        return self.exit_code
 
     def run(self, spec: RunSpec, settings: Settings) -> int:
         """Run ``spec`` here and write its RunResult: 0 when it COMPLETED, 1 when it failed, -15 when
@@ -76,7 +108,7 @@ class InProcessRun:
         finally:
             stop_tee()
         write_result(ctx, spec, result)
-        return 0 if result.state == "COMPLETED" else 1
+        return 0 if result.state == State.COMPLETED.value else 1
 
     def kill(self, grace: float = 5.0) -> None:
         """Stop the handler: raises :class:`RunStopped` when called in the thread running it

@@ -34,14 +34,17 @@ from digitalhub_provider.config import (
     Settings,
     without_password,
 )
+from digitalhub_provider.entities.specs import POD_FIELDS
 from digitalhub_provider.errors import EntityError
+from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.launchers.k8s_spec import pod_manifest
-from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX
-from digitalhub_provider.runtimes.registry import environment_of
+from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX, RUNSPEC_FILE
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, environment_of
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
+    from digitalhub_provider.runtimes.contract import RunSpec
     from digitalhub_provider.sdk.context import Context
 
 RUNNER_COMMAND = ["python", "-m", "digitalhub_provider.runtimes"]
@@ -165,7 +168,7 @@ def run_manifest(
     """The pod that runs ``run`` (validated; raises :class:`EntityError` before anything is created).
 
     ``runspec`` (the RunSpec's JSON) goes inline into the pod's environment when it is small."""
-    task = {k: v for k, v in run.spec.items() if k in TASK_POD_FIELDS}
+    task = {k: v for k, v in run.spec.items() if k in POD_FIELDS}
     env = runner_env(settings, k8s)
     if runspec is not None and len(runspec) <= INLINE_RUNSPEC_MAX:
         env.append({"name": ENV_RUNSPEC, "value": runspec})
@@ -199,21 +202,14 @@ def pod_manifest_for_run(
     runspec: str | None = None,
 ) -> dict[str, Any]:
     """The manifest for ``run``, with the RunSpec at its usual place on the context's data store."""
-    from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
-    from digitalhub_provider.runtimes.registry import BUILD_ACTION
-
-    if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
+    if run.run_kind.action == BUILD_ACTION:
         raise EntityError(
             f"the {BUILD_ACTION} action makes a local virtualenv; in a pod the environment is the image "
             f"(images/{fn.kind}/Dockerfile; building images with Kaniko is not supported yet): run the "
             f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
         )
-
     url = ctx.run_url(run.id, RUNSPEC_FILE)
     return run_manifest(run, fn, url, ctx.settings, k8s, run_as_root=run_as_root, runspec=runspec)
-
-
-TASK_POD_FIELDS = ("node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile")
 
 
 def pod_operator(task_id: str, manifest: dict[str, Any], k8s: KubernetesSettings, deferrable: bool = False) -> Any:
@@ -261,3 +257,91 @@ def final_pod_dict(kpo: Any, context: Any = None) -> dict[str, Any]:
 
     pod = kpo.build_pod_request_obj(context, dry_run=True)
     return ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+
+
+class KubernetesLauncher(Launcher):
+    """The runner in a pod, through KubernetesPodOperator, in the Airflow task that ``context`` is
+    of. ``event`` is the trigger's event when the task comes back from a deferral."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        task_id: str,
+        k8s: KubernetesSettings,
+        context: Any,
+        deferrable: bool = False,
+        run_as_root: bool = False,
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.k8s = k8s
+        self.context = context
+        self.deferrable = deferrable
+        self.run_as_root = run_as_root
+        self.event = event
+        self.fn: Executable | None = None
+        self.pod_operator: Any = None  # the KubernetesPodOperator of the last start or reattach
+
+    def prepare(self, fn: Executable, run: Run, ctx: Context) -> str:
+        """Checks the pod (every task argument) before anything is created; the environment is the image."""
+        self.fn = fn
+        manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root)
+        return f"image {manifest['spec']['containers'][0]['image']}"
+
+    def inline_runspec(self, spec_json: bytes) -> bool:
+        return len(spec_json) <= INLINE_RUNSPEC_MAX
+
+    def _pod_operator(self, fn: Executable, run: Run, ctx: Context, runspec: str | None = None) -> Any:
+        manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root, runspec=runspec)
+        self.pod_operator = pod_operator(self.task_id, manifest, self.k8s, deferrable=self.deferrable)
+        return self.pod_operator
+
+    def start(self, spec: RunSpec, run: Run, ctx: Context) -> PodHandle:
+        if self.fn is None:
+            raise RuntimeError("KubernetesLauncher.start before prepare")
+        kpo = self._pod_operator(self.fn, run, ctx, runspec=spec.to_json().decode())
+        return PodHandle(kpo, self.context, self.deferrable)
+
+    def reattach(self, fn: Executable, run: Run, ctx: Context) -> PodHandle:
+        """KubernetesPodOperator finds the pod of the earlier attempt (or, back from a deferral, takes
+        the trigger's event); a pod that is gone is started again from the stored RunSpec."""
+        self.fn = fn
+        return PodHandle(self._pod_operator(fn, run, ctx), self.context, self.deferrable, self.event)
+
+    def is_deferral(self, exc: BaseException) -> bool:
+        from airflow.providers.common.compat.sdk import TaskDeferred
+
+        return isinstance(exc, TaskDeferred)
+
+
+class PodHandle(Handle):
+    def __init__(self, kpo: Any, context: Any, deferrable: bool, event: dict[str, Any] | None = None) -> None:
+        self.kpo = kpo
+        self.context = context
+        self.deferrable = deferrable
+        self.event = event
+        self.status: dict[str, Any] = {"launcher": "kubernetes", "pod": kpo.name, "namespace": kpo.namespace}
+        self.exit_code: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Follows the pod with KubernetesPodOperator (its log streamed to the task's), or defers to its
+        trigger; ``timeout`` is the task's own (execution_timeout)."""
+        try:
+            if self.event is not None:
+                self.kpo.trigger_reentry(self.context, self.event)
+            elif self.deferrable:
+                self.kpo.execute_async(self.context)
+            else:
+                self.kpo.execute_sync(self.context)
+        except Exception as exc:  # the pod failed, or could not be followed
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunnerLost(f"the pod failed before writing a result: {first}") from exc
+        self.exit_code = 0
+        return 0
+
+    def poll(self) -> int | None:
+        return self.exit_code
+
+    def kill(self) -> None:
+        self.kpo.on_kill()  # deletes the pod

@@ -2,21 +2,60 @@
 
 Its stdout and stderr (merged, in order) stream line by line to a callback
 (the caller's console, or the Airflow task log) and to the run's log file.
+The environment is the function's: this interpreter, or a cached virtualenv
+(see :mod:`.envs`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digitalhub_provider.launchers.base import Handle, Launcher, log_path
+from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
+from digitalhub_provider.runtimes.registry import environment_of
+
+if TYPE_CHECKING:
+    from digitalhub_provider.entities import Run
+    from digitalhub_provider.entities.executable import Executable
+    from digitalhub_provider.runtimes.contract import RunSpec
+    from digitalhub_provider.sdk.context import Context
 
 RUNNER_MODULE = "digitalhub_provider.runtimes"
 
 
-class LocalProcess:
+class LocalLauncher(Launcher):
+    name = "local"
+
+    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+        self.on_line = on_line
+        self.python: str | None = None
+
+    def prepare(self, fn: Executable, run: Run, ctx: Context) -> str:
+        """The interpreter of the function's environment (built once per requirements, then cached)."""
+        from digitalhub_provider.launchers.envs import ensure_environment  # loads on first use: venv, hashlib
+
+        envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
+        python_version, requirements = environment_of(fn.kind, fn.spec)
+        self.python = ensure_environment(envs_dir, python_version, requirements, log=self.on_line or print)
+        return self.python
+
+    def start(self, spec: RunSpec, run: Run, ctx: Context) -> LocalProcess:
+        if self.python is None:
+            raise RuntimeError("LocalLauncher.start before prepare")
+        env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        url = ctx.run_url(spec.run_id, RUNSPEC_FILE)
+        return LocalProcess(self.python, url, env, log_path(ctx, run.id), on_line=self.on_line)
+
+
+class LocalProcess(Handle):
     def __init__(
         self,
         python: str,
@@ -39,6 +78,7 @@ class LocalProcess:
             start_new_session=True,
         )
         self.pid = self.proc.pid
+        self.status: dict[str, Any] = {"launcher": "local", "pid": self.pid, "host": socket.gethostname()}
         self.killed = False
         self._reader = threading.Thread(target=self._pump, args=(on_line,), daemon=True)
         self._reader.start()
@@ -62,15 +102,18 @@ class LocalProcess:
         self._log.close()
         return code
 
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
     def kill(self, grace: float = 5.0) -> None:
         """SIGTERM the whole process group, then SIGKILL what is left after ``grace`` seconds."""
         self.killed = True
-        _signal_group(self.pid, signal.SIGTERM)
+        _signal_group(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(self.pid, signal.SIGKILL)  # the runner and whatever it started
+        _signal_group(self.proc.pid, signal.SIGKILL)  # the runner and whatever it started
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -1,8 +1,8 @@
 """What every DigitalHub operator shares: connection, run lifecycle, XCom bridge, retries, kill.
 
-Thin by design: the run's rules live in :mod:`digitalhub_provider.sdk.runs`
-(the control plane); this class picks the function, starts the run through
-the launcher, and bridges the outcome into XCom. Nothing here touches a store
+Thin by design: the run's life is the run controller's
+(:mod:`digitalhub_provider.sdk.controller`); this class picks the function and
+the launcher, hands both to the controller, and bridges the outcome into XCom. Nothing here touches a store
 or imports a heavy library before ``execute``: DAG parsing stays cheap.
 """
 
@@ -21,40 +21,15 @@ if TYPE_CHECKING:
 
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
+    from digitalhub_provider.launchers.base import Handle, Launcher
     from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.sdk.controller import RunController
 
-TASK_ARGUMENTS = (
-    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile", "backoff_limit",
-)  # fmt: skip
 LABEL_PREFIX = "airflow."
 # What Jinja renders: the run's arguments. Never the function's spec (source, handler, requirements,
 # images): source code has braces of its own (``f"{{x}}"``), and a spec that changed from one DAG run
 # to the next would make a new function version each time.
 RUN_TEMPLATE_FIELDS = ("project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values")
-
-
-class _Background:
-    """One call in a helper thread; ``wait()`` joins it and gives its exception, if any (never raises)."""
-
-    def __init__(self, fn: Any, *args: Any) -> None:
-        import threading
-
-        self.error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                fn(*args)
-            except BaseException as exc:
-                self.error = exc
-
-        self._thread = threading.Thread(target=target, name="digitalhub-background", daemon=True)
-        self._thread.start()
-
-    def wait(self, timeout: float = 300) -> BaseException | None:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            return TimeoutError(f"still running after {timeout:g} s")
-        return self.error
 
 
 class DigitalHubRunOperator(BaseOperator):
@@ -126,10 +101,10 @@ class DigitalHubRunOperator(BaseOperator):
         self.deferrable = deferrable
         self.run_as_root = run_as_root
         self.run_link = ""
-        self._kpo: Any = None
         self._run: Run | None = None
         self._ctx: Context | None = None
-        self._proc: Any = None
+        self._proc: Handle | None = None  # the runner being followed
+        self._kubernetes = False
 
     # -- the function ---------------------------------------------------------------------------
     def function_spec(self) -> dict[str, Any]:
@@ -221,7 +196,7 @@ class DigitalHubRunOperator(BaseOperator):
                 env.line_statement_prefix, env.line_comment_prefix)  # fmt: skip
         return not any(tag and tag in text for tag in tags)
 
-    # -- labels, stale runs -----------------------------------------------------------------------
+    # -- labels, runs of earlier tries ----------------------------------------------------------------
     def run_labels(self, context: AirflowContext) -> list[str]:
         ti = context["ti"]
         return [
@@ -233,32 +208,16 @@ class DigitalHubRunOperator(BaseOperator):
             f"{LABEL_PREFIX}try_number={ti.try_number}",
         ]
 
-    def unfinished_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> list[Run]:
-        """Runs of this task instance (any try) not yet COMPLETED, ERROR or STOPPED."""
-        from digitalhub_provider.entities import Run, State
-
-        mine = {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
-        unfinished = [s.value for s in State if not s.final]
-        rows = ctx.metadata.list(fn.project, "run", function_name=fn.name, state=unfinished, limit=200)
-        return [Run.from_dict(d, ctx) for d in rows if mine <= set((d.get("metadata") or {}).get("labels") or [])]
-
-    def mark_stale_runs(self, ctx: Context, fn: Executable, labels: list[str]) -> None:
-        """A run of an earlier try of this task instance still CREATED..RUNNING lost its worker:
-        set it ERROR (and kill its process if it is on this machine) so that no run stays RUNNING for ever."""
-        from digitalhub_provider.entities import State
-        from digitalhub_provider.sdk.runs import set_state
-
-        for run in self.unfinished_runs(ctx, fn, labels):
-            stale_try = next((lab.split("=", 1)[1] for lab in run.metadata.labels or [] if "try_number=" in lab), "?")
-            set_state(ctx, run, State.ERROR, f"the worker running try {stale_try} stopped before the run finished")
-            if run.status.get("pid") and run.status.get("host") == os.uname().nodename:
-                from digitalhub_provider.launchers.local import kill_group
-
-                kill_group(int(run.status.get("pid")))
+    @staticmethod
+    def task_instance_labels(labels: list[str]) -> set[str]:
+        """The labels every try of one task instance shares."""
+        return {lab for lab in labels if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
 
     # -- execution ----------------------------------------------------------------------------------
     def task_arguments(self) -> dict[str, Any]:
-        values = {a: getattr(self, "task_resources" if a == "resources" else a) for a in TASK_ARGUMENTS}
+        from digitalhub_provider.entities.specs import JOB_TASK_FIELDS  # the entities load when a task runs
+
+        values = {a: getattr(self, "task_resources" if a == "resources" else a) for a in JOB_TASK_FIELDS}
         return {a: v for a, v in values.items() if v is not None}
 
     def use_kubernetes(self, hook: Any) -> bool:
@@ -267,20 +226,16 @@ class DigitalHubRunOperator(BaseOperator):
             return not self.local_execution
         return str((hook.extras or {}).get("launcher", "local")).lower() == "kubernetes"
 
-    def adopt_run(self, ctx: Context, fn: Executable, labels: list[str]) -> Run | None:
-        """An unfinished run of an earlier try (or of this try, on re-entry from a deferral) of this
-        task instance: on Kubernetes its pod may still be running, and KubernetesPodOperator
-        reattaches to it instead of starting a second one."""
-        unfinished = self.unfinished_runs(ctx, fn, labels)
-        return unfinished[0] if unfinished else None
-
-    def _start(self, context: AirflowContext) -> tuple[Any, Context, Executable, Run, bool]:
-        """Connection, function and run (created, or adopted), validated before anything starts."""
+    def _start(self, context: AirflowContext, reentry: bool = False) -> tuple[Any, RunController, Executable, Run]:
+        """Connection, function and run: created (after failing the unfinished runs of earlier tries,
+        whose workers died), or on Kubernetes adopted (its pod may still run: KubernetesPodOperator
+        reattaches to it instead of starting a second one). Back from a deferral, only adopted."""
         from airflow.sdk.exceptions import AirflowException
 
+        from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
-        from digitalhub_provider.sdk.runs import prepare_run
+        from digitalhub_provider.sdk.controller import RunController
 
         dag = context.get("dag") or (self.dag if self.has_dag() else None)
         fileloc = getattr(dag, "fileloc", None)
@@ -288,164 +243,107 @@ class DigitalHubRunOperator(BaseOperator):
         hook = DigitalHubHook(self.digitalhub_conn_id)
         ctx = hook.get_context()
         self._ctx = ctx
+        controller = RunController(ctx, caller="the Airflow task")
         labels = self.run_labels(context)
         kubernetes = self.use_kubernetes(hook)
         if kubernetes and self.in_process:
             raise AirflowException("in_process=True runs on the local launcher only, and this task runs in a pod")
         try:
             fn = self.resolve_function(ctx)
-            run = self.adopt_run(ctx, fn, labels) if kubernetes else None
-            if run is not None:
+            unfinished = controller.unfinished(fn, self.task_instance_labels(labels))
+            if reentry and not any(r.state == State.RUNNING.value for r in unfinished):
+                raise AirflowException("no running DigitalHub run found for this task on re-entry")
+            if kubernetes and unfinished:
+                run = unfinished[0]
                 self.log.info("Reattaching to DigitalHub run %s (state %s)", run.key, run.state)
             else:
-                self.mark_stale_runs(ctx, fn, labels)
-                run = prepare_run(
+                for stale in unfinished:
+                    stale_try = next(
+                        (lab.split("=", 1)[1] for lab in stale.metadata.labels or [] if "try_number=" in lab), "?"
+                    )
+                    controller.fail_stale(stale, f"the worker running try {stale_try} stopped before the run finished")
+                run = controller.create(
                     fn, action=self.action, inputs=self.inputs, parameters=self.parameters, outputs=self.outputs,
-                    values=self.values, local_execution=not kubernetes, labels=labels, ctx=ctx,
-                    **self.task_arguments(),
+                    values=self.values, local_execution=not kubernetes, labels=labels, **self.task_arguments(),
                 )  # fmt: skip
         except DigitalHubError as exc:
             raise AirflowException(str(exc)) from None
         self._run = run
+        self._kubernetes = kubernetes
         self.run_link = self._link(hook, run)
         if not self.run_link:
             # Airflow stores every extra link in XCom once the task ends (one more Execution API
             # request per task); without a console there is nothing a browser could open.
             self.operator_extra_links = ()
-        return hook, ctx, fn, run, kubernetes
+        return hook, controller, fn, run
+
+    def make_launcher(
+        self,
+        hook: Any,
+        ctx: Context,
+        fn: Executable,
+        run: Run,
+        context: AirflowContext,
+        event: dict[str, Any] | None = None,
+    ) -> Launcher:
+        """Kubernetes (a pod through KubernetesPodOperator), in this interpreter (see
+        :meth:`runs_in_process`), or a local subprocess."""
+        if self._kubernetes:
+            from digitalhub_provider.launchers.kubernetes import KubernetesLauncher, KubernetesSettings
+
+            k8s = KubernetesSettings.from_extras(hook.extras or {})
+            return KubernetesLauncher(self.task_id, k8s, context, self.deferrable, self.run_as_root, event)
+        if self.runs_in_process(fn, run, hook):
+            from digitalhub_provider.launchers.in_process import InProcessLauncher
+
+            return InProcessLauncher()
+        from digitalhub_provider.launchers.local import LocalLauncher
+
+        return LocalLauncher(on_line=self._log_line)
 
     def execute(self, context: AirflowContext) -> dict[str, Any]:
+        hook, controller, fn, run = self._start(context)
+        files = controller.ctx.run_url(run.id, "")
+        self.log.info("DigitalHub run %s (function %s), files in %s", run.key, fn.key, files)
+        return self._complete(context, self._launch(hook, controller, fn, run, context))
+
+    def trigger_reentry(self, context: AirflowContext, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from KubernetesPodOperator's trigger (deferrable mode): finish the pod, then the run."""
+        hook, controller, fn, run = self._start(context, reentry=True)
+        return self._complete(context, self._launch(hook, controller, fn, run, context, event))
+
+    def _launch(
+        self,
+        hook: Any,
+        controller: RunController,
+        fn: Executable,
+        run: Run,
+        context: AirflowContext,
+        event: dict[str, Any] | None = None,
+    ) -> Run:
+        from digitalhub_provider.entities import State
+        from digitalhub_provider.errors import DigitalHubError
         from digitalhub_provider.sdk.context import use_context
 
-        hook, ctx, fn, run, kubernetes = self._start(context)
-        self.log.info("DigitalHub run %s (function %s), files in %s", run.key, fn.key, ctx.run_url(run.id, ""))
-        with use_context(ctx):
-            if kubernetes:
-                run = self.launch_kubernetes(ctx, fn, run, context, hook)
-            else:
-                run = self.launch(ctx, fn, run, hook)
-        return self._complete(context, run)
+        with use_context(controller.ctx):
+            try:
+                launcher = self.make_launcher(hook, controller.ctx, fn, run, context, event)
+            except DigitalHubError as exc:  # e.g. in_process=True for a function that cannot
+                return controller.transition(run, State.ERROR, str(exc))
+            started = controller.submit(fn, run, launcher)
+            if started is None:
+                return run
+            self._proc = started.handle
+            return controller.follow(run, started)
 
     def _complete(self, context: AirflowContext, run: Run) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
 
-        if run.state != "COMPLETED":
+        from digitalhub_provider.entities import State
+
+        if run.state != State.COMPLETED.value:
             raise AirflowException(f"DigitalHub run {run.key} ended {run.state}: {run.status.message}")
         return self.push_xcom(context, run)
-
-    # -- Kubernetes ------------------------------------------------------------------------------
-    def _pod_operator(self, ctx: Context, fn: Executable, run: Run, hook: Any, runspec: str | None = None) -> Any:
-        from digitalhub_provider.launchers.kubernetes import KubernetesSettings, pod_manifest_for_run, pod_operator
-
-        k8s = KubernetesSettings.from_extras(hook.extras or {})
-        manifest = pod_manifest_for_run(run, fn, ctx, k8s, run_as_root=self.run_as_root, runspec=runspec)
-        self._kpo = pod_operator(self.task_id, manifest, k8s, deferrable=self.deferrable)
-        return self._kpo
-
-    def launch_kubernetes(self, ctx: Context, fn: Executable, run: Run, context: AirflowContext, hook: Any) -> Run:
-        """Run it in a pod through KubernetesPodOperator (sync, or deferred to its trigger)."""
-        from airflow.sdk.exceptions import AirflowException
-
-        from digitalhub_provider.entities import State
-        from digitalhub_provider.errors import DigitalHubError
-        from digitalhub_provider.runtimes.contract import INLINE_RUNSPEC_MAX
-        from digitalhub_provider.sdk.runs import build_runspec, set_state, store_runspec
-
-        try:
-            spec = build_runspec(run, fn, ctx)
-            runspec = spec.to_json().decode()
-            kpo = self._pod_operator(ctx, fn, run, hook, runspec=runspec)  # every pod argument is checked here
-        except DigitalHubError as exc:
-            set_state(ctx, run, State.ERROR, str(exc))
-            raise AirflowException(str(exc)) from None
-        recorder = None
-        if run.state == State.CREATED.value:
-            set_state(ctx, run, State.BUILT, f"image {kpo.image}")
-            if len(runspec) <= INLINE_RUNSPEC_MAX:
-                # The pod has it inline: storing it (the first S3 call of this process, ~0.4 s of
-                # client set-up) overlaps the pod's start instead of delaying it.
-                recorder = _Background(store_runspec, spec, ctx)
-            else:
-                try:
-                    store_runspec(spec, ctx)
-                except DigitalHubError as exc:
-                    set_state(ctx, run, State.ERROR, str(exc))
-                    raise AirflowException(str(exc)) from None
-            set_state(ctx, run, State.READY)
-        if run.state != State.RUNNING.value:
-            set_state(ctx, run, State.RUNNING, launcher="kubernetes", pod=kpo.name, namespace=kpo.namespace)
-        return self._follow_pod(
-            ctx, run, lambda: kpo.execute_async(context) if self.deferrable else kpo.execute_sync(context), recorder
-        )
-
-    def trigger_reentry(self, context: AirflowContext, event: dict[str, Any]) -> dict[str, Any]:
-        """Back from KubernetesPodOperator's trigger (deferrable mode): finish the pod, then the run."""
-        from airflow.sdk.exceptions import AirflowException
-
-        from digitalhub_provider.sdk.context import use_context
-
-        hook, ctx, fn, run, _ = self._start(context)
-        if run.state == "CREATED":
-            raise AirflowException(f"no running DigitalHub run found for this task on re-entry (event {event})")
-        with use_context(ctx):
-            kpo = self._pod_operator(ctx, fn, run, hook)
-            run = self._follow_pod(ctx, run, lambda: kpo.trigger_reentry(context, event))
-        return self._complete(context, run)
-
-    def _follow_pod(self, ctx: Context, run: Run, follow: Any, recorder: _Background | None = None) -> Run:
-        from airflow.providers.common.compat.sdk import TaskDeferred
-
-        from digitalhub_provider.runtimes.contract import RESULT_FILE
-        from digitalhub_provider.sdk.runs import finish_run
-
-        try:
-            try:
-                follow()
-            finally:
-                if recorder is not None and (error := recorder.wait()) is not None:
-                    self.log.warning("the RunSpec was not stored on the data store (the pod had it inline): %s", error)
-        except TaskDeferred:
-            raise  # the run stays RUNNING; trigger_reentry finishes it
-        except Exception as exc:  # the pod failed, or could not be followed
-            result_url = ctx.run_url(run.id, RESULT_FILE)
-            if ctx.data_store(result_url).exists(result_url):
-                return finish_run(run, ctx, exit_code=1)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return finish_run(run, ctx, message=f"the pod failed before writing a result: {first}")
-        return finish_run(run, ctx, exit_code=0)
-
-    def launch(self, ctx: Context, fn: Executable, run: Run, hook: Any = None) -> Run:
-        """Run it with the local launcher: in this interpreter when it can (see :meth:`runs_in_process`),
-        else in a subprocess."""
-        from digitalhub_provider.entities import State
-        from digitalhub_provider.errors import DigitalHubError
-        from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
-        from digitalhub_provider.runtimes.registry import BUILD_ACTION
-        from digitalhub_provider.sdk.runs import build_run, finish_run, ready_runspec, set_state, start_local
-
-        try:
-            in_process = self.runs_in_process(fn, run, hook)
-            if in_process:  # nothing to build, and BUILT and READY are saved with RUNNING, in one write
-                set_state(ctx, run, State.BUILT, persist=False)
-                spec = ready_runspec(run, fn, ctx, persist=False)
-            else:
-                python = build_run(run, fn, ctx, log=self.log.info)
-                if run.kind.split(":")[0].endswith(f"+{BUILD_ACTION}"):
-                    return set_state(ctx, run, State.COMPLETED, f"environment ready: {python}")
-                spec = ready_runspec(run, fn, ctx)
-        except DigitalHubError as exc:
-            return set_state(ctx, run, State.ERROR, str(exc))
-        if in_process:
-            return self._launch_in_process(ctx, run, spec)
-        url = ctx.run_url(run.id, RUNSPEC_FILE)
-        self._proc = start_local(run, python, url, ctx, on_line=self._log_line)
-        try:
-            code = self._proc.wait()
-        except BaseException as exc:  # execution_timeout, or the task being killed
-            self._proc.kill()
-            finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
-            raise
-        return finish_run(run, ctx, exit_code=code)
 
     def runs_in_process(self, fn: Executable, run: Run, hook: Any = None) -> bool:
         """Whether the run goes inside this task's interpreter: ``in_process=True`` asks for it (an error
@@ -460,22 +358,10 @@ class DigitalHubRunOperator(BaseOperator):
             wanted = None if extra is None else str(extra).lower() not in ("false", "0", "no", "off")
         if wanted is False:
             return False
-        action = run.kind.split(":")[0].partition("+")[2]
-        refusal = in_process_refusal(fn.kind, action, fn.spec)
+        refusal = in_process_refusal(fn.kind, run.run_kind.action, fn.spec)
         if refusal is not None and wanted:
             raise EntityError(f"in_process=True cannot be honoured: {refusal}")
         return refusal is None
-
-    def _launch_in_process(self, ctx: Context, run: Run, spec: Any) -> Run:
-        from digitalhub_provider.sdk.runs import finish_run, start_in_process
-
-        runner = self._proc = start_in_process(run, ctx)
-        try:
-            code = runner.run(spec, ctx.settings)
-        except BaseException as exc:  # execution_timeout (or another interrupt) unwound the handler
-            finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
-            raise
-        return finish_run(run, ctx, exit_code=code)
 
     def _log_line(self, line: str) -> None:
         self.log.info("%s", line)
@@ -490,16 +376,13 @@ class DigitalHubRunOperator(BaseOperator):
         return {"run_id": run.id, "run_key": run.key, "state": run.state, "outputs": outputs, "results": results}
 
     def on_kill(self) -> None:
-        """Stop the run: its process is killed and it is set STOPPED."""
-        from digitalhub_provider.sdk.runs import stop_run
+        """Stop the run: STOPPED, its runner killed (process, pod, KFP run) with the runs it started."""
+        from digitalhub_provider.sdk.controller import RunController
 
-        if self._run is not None:
-            self._run._ctx = self._ctx
-            stop_run(self._run)
+        if self._run is not None and self._ctx is not None:
+            RunController(self._ctx, caller="the Airflow task").stop(self._run)
         elif self._proc is not None:
             self._proc.kill()
-        if self._kpo is not None:
-            self._kpo.on_kill()  # deletes the pod
 
     def _link(self, hook: Any, run: Run) -> str:
         """The run in the DigitalHub console named by the connection's ``ui_url``; empty without one."""

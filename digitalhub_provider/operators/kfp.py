@@ -12,9 +12,6 @@ pipeline with :func:`pipeline_task_group`.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.operators.base import DigitalHubRunOperator
@@ -25,12 +22,10 @@ if TYPE_CHECKING:
 
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
+    from digitalhub_provider.launchers.base import Launcher
     from digitalhub_provider.sdk.context import Context
 
 KFP_SPEC_FIELDS = ("code_src", "code", "base64", "handler", "lang", "image", "tag")
-TARGET_FILE = "kfp_target.json"  # the runner's side: digitalhub_provider.runtimes.kfp.server
-KFP_RUN_FILE = "kfp_run.json"
-SERVER_MODULE = "digitalhub_provider.runtimes.kfp.server"
 
 
 class KfpPipelineOperator(DigitalHubRunOperator):
@@ -111,8 +106,6 @@ class KfpPipelineOperator(DigitalHubRunOperator):
         self.kfp_experiment_id = kfp_experiment_id
         self.kfp_poll_interval = kfp_poll_interval
         self.reattach_on_retry = reattach_on_retry
-        self._python: str | None = None
-        self._target: dict[str, Any] | None = None
 
     # -- the workflow -----------------------------------------------------------------------------
     def function_spec(self) -> dict[str, Any]:
@@ -134,12 +127,8 @@ class KfpPipelineOperator(DigitalHubRunOperator):
         return spec
 
     # -- where the pipeline runs ---------------------------------------------------------------------
-    def server_target(self, ctx: Context, fn: Executable, run: Run) -> dict[str, Any] | None:
+    def server_target(self, hook: Any, ctx: Context, fn: Executable, run: Run) -> dict[str, Any] | None:
         """The KFP server to run on (``None``: kfp.local), with the KFP run of an earlier try to reattach to."""
-        from digitalhub_provider.hooks.digitalhub import DigitalHubHook
-
-        hook = DigitalHubHook(self.digitalhub_conn_id)
-        hook.get_settings()
         extras = hook.extras or {}
         host = self.kfp_host or extras.get("kfp_host")
         if not host:
@@ -157,9 +146,8 @@ class KfpPipelineOperator(DigitalHubRunOperator):
     def earlier_kfp_run(self, ctx: Context, fn: Executable, run: Run, host: str) -> str | None:
         """The KFP run id recorded on the newest run of an earlier try of this task instance (same host)."""
         from digitalhub_provider.entities import Run as RunEntity
-        from digitalhub_provider.operators.base import LABEL_PREFIX
 
-        mine = {lab for lab in run.metadata.labels or [] if not lab.startswith(f"{LABEL_PREFIX}try_number=")}
+        mine = self.task_instance_labels(run.metadata.labels or [])
         found: list[RunEntity] = []
         for data in ctx.metadata.list(fn.project, "run", function_name=fn.name, limit=200):
             other = RunEntity.from_dict(data, ctx)
@@ -170,114 +158,21 @@ class KfpPipelineOperator(DigitalHubRunOperator):
         found.sort(key=lambda r: r.metadata.created or "")
         return str(found[-1].status.get("kfp_run_id")) if found else None
 
-    def _write_target(self, ctx: Context, fn: Executable, run: Run) -> None:
-        self._target = self.server_target(ctx, fn, run)
-        url = ctx.run_url(run.id, TARGET_FILE)
-        store = ctx.data_store(url)
-        if self._target is None:
-            store.delete(url)
-            return
-        store.write_bytes(url, json.dumps(self._target).encode())
-        again = self._target.get("reattach_run_id")
-        self.log.info("KFP API server %s%s", self._target["host"], f", reattaching to KFP run {again}" if again else "")
-
     # -- launch ---------------------------------------------------------------------------------------------
-    def launch(self, ctx: Context, fn: Executable, run: Run, hook: Any = None) -> Run:
-        """The local launcher, plus the KFP run's id recorded on the workflow run as soon as it exists."""
-        from digitalhub_provider.entities import State
-        from digitalhub_provider.errors import DigitalHubError
-        from digitalhub_provider.sdk.runs import build_run, finish_run, set_state, start_local, write_runspec
+    def make_launcher(
+        self,
+        hook: Any,
+        ctx: Context,
+        fn: Executable,
+        run: Run,
+        context: AirflowContext,
+        event: dict[str, Any] | None = None,
+    ) -> Launcher:
+        """The runner's launcher (local, or a pod), as the client of the KFP server when there is one."""
+        from digitalhub_provider.launchers.kfp_server import KfpServerLauncher
 
-        try:
-            self.runs_in_process(fn, run, hook)  # a pipeline never does: in_process=True is an error
-            self._python = build_run(run, fn, ctx, log=self.log.info)
-            self._write_target(ctx, fn, run)
-            url = write_runspec(run, fn, ctx)
-        except DigitalHubError as exc:
-            return set_state(ctx, run, State.ERROR, str(exc))
-        self._proc = start_local(run, self._python, url, ctx, on_line=self._log_line)
-        try:
-            while True:
-                try:
-                    code = self._proc.wait(timeout=1.0)
-                    break
-                except subprocess.TimeoutExpired:
-                    self.record_kfp_run(ctx, run)
-        except BaseException as exc:  # execution_timeout, or the task being killed
-            self._proc.kill()
-            self.terminate_kfp_run(run)
-            self.stop_steps(ctx, run)
-            finish_run(run, ctx, message=f"the Airflow task was interrupted: {type(exc).__name__}: {exc}")
-            raise
-        self.record_kfp_run(ctx, run)
-        self._stop_if_canceled(ctx, run)
-        return finish_run(run, ctx, exit_code=code)
-
-    def launch_kubernetes(self, ctx: Context, fn: Executable, run: Run, context: AirflowContext, hook: Any) -> Run:
-        """The workflow's runner in a pod (an image with kfp and this package); KFP server as configured."""
-        self._write_target(ctx, fn, run)
-        return super().launch_kubernetes(ctx, fn, run, context, hook)
-
-    def record_kfp_run(self, ctx: Context, run: Run) -> None:
-        """Copy the KFP run id the runner reported onto the workflow run's status (once)."""
-        if self._target is None or run.status.get("kfp_run_id"):
-            return
-        url = ctx.run_url(run.id, KFP_RUN_FILE)
-        store = ctx.data_store(url)
-        if not store.exists(url):
-            return
-        info = json.loads(store.read_bytes(url))
-        stored = type(run).from_dict(ctx.metadata.get(run.project, "run", run.id), ctx)
-        for target in (run, stored):
-            target.status.kfp_run_id = info["kfp_run_id"]  # type: ignore[attr-defined]
-            target.status.kfp_host = info["kfp_host"]  # type: ignore[attr-defined]
-        ctx.metadata.write(update=[("run", stored.to_dict())])
-        self.log.info("KFP run %s on %s%s", info["kfp_run_id"], info["kfp_host"], " (reattached)" * info["reattached"])
-
-    def _stop_if_canceled(self, ctx: Context, run: Run) -> None:
-        """A KFP run canceled on the server ends the workflow run STOPPED, not ERROR."""
-        from digitalhub_provider.entities import State
-        from digitalhub_provider.runtimes.contract import RESULT_FILE
-        from digitalhub_provider.sdk.runs import set_state
-
-        url = ctx.run_url(run.id, RESULT_FILE)
-        store = ctx.data_store(url)
-        if not store.exists(url):
-            return
-        result = json.loads(store.read_bytes(url))
-        stored = ctx.metadata.get(run.project, "run", run.id)
-        if result.get("state") == State.STOPPED.value and stored["status"].get("state") != State.STOPPED.value:
-            set_state(ctx, run, State.STOPPED, result.get("message") or "the KFP run was canceled")
-
-    def terminate_kfp_run(self, run: Run | None) -> None:
-        """Terminate the KFP run through kfp.Client in the kfp environment (best effort)."""
-        kfp_run_id = run.status.get("kfp_run_id") if run is not None else None
-        if not kfp_run_id or not self._python or not self._target:
-            return
-        try:
-            res = subprocess.run(
-                [self._python, "-m", SERVER_MODULE, "terminate", self._target["host"], str(kfp_run_id)],
-                capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )  # fmt: skip
-            if res.returncode != 0:
-                self.log.warning("could not terminate KFP run %s: %s", kfp_run_id, res.stderr.strip()[-500:])
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.log.warning("could not terminate KFP run %s: %s", kfp_run_id, exc)
-
-    def stop_steps(self, ctx: Context, run: Run) -> None:
-        from digitalhub_provider.runtimes.kfp.step import stop_step_runs
-
-        for key in stop_step_runs(ctx, run):
-            self.log.info("stopped step run %s", key)
-
-    def on_kill(self) -> None:
-        """Stop the workflow run and its running steps; terminate the KFP run (its runner does too)."""
-        run = self._run
-        super().on_kill()
-        if run is not None and self._ctx is not None:
-            stored = type(run).from_dict(self._ctx.metadata.get(run.project, "run", run.id), self._ctx)
-            self.terminate_kfp_run(stored)
-            self.stop_steps(self._ctx, stored)
+        inner = super().make_launcher(hook, ctx, fn, run, context, event)  # a pipeline never runs in process
+        return KfpServerLauncher(inner, self.server_target(hook, ctx, fn, run), log=self._log_line)
 
 
 __all__ = ["KfpPipelineOperator", "pipeline_task_group"]

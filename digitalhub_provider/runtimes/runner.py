@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from digitalhub_provider.config import ENV_TEE_LOGS, Settings
+from digitalhub_provider.entities.states import State
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import (
     ENV_RUNSPEC,
@@ -44,7 +45,7 @@ def run_from_url(url: str) -> int:
         ctx.data_store(log_url).upload(path, log_url)
         os.unlink(path)
     write_result(ctx, spec, result)
-    return 0 if result.state == "COMPLETED" else 1
+    return 0 if result.state == State.COMPLETED.value else 1
 
 
 def execute(spec: RunSpec, ctx: RunnerContext) -> RunResult:
@@ -54,7 +55,9 @@ def execute(spec: RunSpec, ctx: RunnerContext) -> RunResult:
     try:
         module = RUNNERS.get((spec.runtime, spec.action))
         if module is None:
-            result = RunResult(run_id=spec.run_id, state="ERROR", message=f"no runner for {spec.runtime}+{spec.action}")
+            result = RunResult(
+                run_id=spec.run_id, state=State.ERROR.value, message=f"no runner for {spec.runtime}+{spec.action}"
+            )
         else:
             result = importlib.import_module(module).run_job(spec, ctx)
     except BaseException as exc:
@@ -72,7 +75,7 @@ def write_result(ctx: RunnerContext, spec: RunSpec, result: RunResult) -> None:
 def _error(spec: RunSpec, exc: BaseException, started: str) -> RunResult:
     return RunResult(
         run_id=spec.run_id,
-        state="ERROR",
+        state=State.ERROR.value,
         message=f"{type(exc).__name__}: {exc}",
         traceback=traceback.format_exc(),
         timings={"started": started, "finished": _now()},

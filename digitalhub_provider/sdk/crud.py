@@ -120,6 +120,8 @@ def update_entity(entity: E, ctx: Context | None = None) -> E:
         entity.metadata.created = entity.metadata.updated
         c.insert(entity.ENTITY_TYPE, entity.to_dict())
     else:
+        if entity.ENTITY_TYPE == "run":  # a run's status is the run controller's alone: the stored one stays
+            entity.status = type(entity).from_dict(stored).status
         c.metadata.write(update=[(entity.ENTITY_TYPE, entity.to_dict())])
     return entity
 
@@ -276,10 +278,13 @@ def import_entity(
     c = _ctx(ctx)
     get_or_create_project(entity.project, ctx=ctx)
     try:
-        c.metadata.get(entity.project, etype, entity.id)
-        c.metadata.write(update=[(etype, entity.to_dict())])
+        stored = c.metadata.get(entity.project, etype, entity.id)
     except EntityNotFoundError:
         c.insert(etype, entity.to_dict())
+        return entity
+    if etype == "run":  # a run's status is the run controller's alone: the stored one stays
+        entity.status = cls.from_dict(stored).status
+    c.metadata.write(update=[(etype, entity.to_dict())])
     return entity
 
 

@@ -28,6 +28,15 @@ TASK_KINDS = {
     "kfp": ("pipeline",),
 }
 
+# A task's arguments: the fields of ``runs:TaskSpec`` but ``function``, in its order (a test holds the
+# two equal; reading them off the model would import pydantic's model in every task process).
+TASK_FIELDS = (
+    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile",
+    "backoff_limit", "schedule", "replicas", "service_type", "instructions",
+)  # fmt: skip
+POD_FIELDS = TASK_FIELDS[: TASK_FIELDS.index("profile") + 1]  # what a pod is made of
+JOB_TASK_FIELDS = TASK_FIELDS[: TASK_FIELDS.index("backoff_limit") + 1]  # what a job's task takes
+
 # (entity type, kind) -> "module:class" under this package
 SPEC_MODELS: dict[tuple[str, str], str] = {
     ("project", "project"): "materials:ProjectSpec",

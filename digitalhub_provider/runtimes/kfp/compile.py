@@ -149,7 +149,7 @@ def component_source(plans: list[StepComponent]) -> str:
         chunks.append(
             f"\ndef {plan.function_name}({', '.join(params)}){returns}:\n"
             f'    """DigitalHub step {plan.step.name!r}: run function {plan.step.function!r} ({plan.step.action})."""\n'
-            "    from digitalhub_provider.runtimes.kfp.step import run_step\n\n"
+            "    from digitalhub_provider.sdk.steps import run_step\n\n"
             f"    return run_step({STEP_PARAMETER}, {{{refs}}})\n"
         )
     return "\n".join(chunks)

@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
@@ -53,12 +54,15 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
             location = _fetch(spec, workdir, ctx)
             return _run(spec, ctx, location, workdir)
     except (DigitalHubError, WorkflowFailed) as exc:  # a user's mistake or a failed step: the message says it all
-        return RunResult(run_id=spec.run_id, state="ERROR", message=str(exc))
+        return RunResult(run_id=spec.run_id, state=State.ERROR.value, message=str(exc))
     except _Stopped as exc:
-        return RunResult(run_id=spec.run_id, state="STOPPED", message=str(exc))
+        return RunResult(run_id=spec.run_id, state=State.STOPPED.value, message=str(exc))
     except Exception as exc:
         return RunResult(
-            run_id=spec.run_id, state="ERROR", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+            run_id=spec.run_id,
+            state=State.ERROR.value,
+            message=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
         )
 
 
@@ -113,9 +117,9 @@ def _run(spec: RunSpec, ctx: RunnerContext, location: Path, workdir: Path) -> Ru
     if target is not None:
         outcome = _on_server(spec, ctx, target, package, arguments, str(meta["name"] or "workflow"))
         results.update(kfp_run_id=outcome.kfp_run_id, kfp_host=target["host"], kfp_state=outcome.kfp_state)
-        if outcome.state == "STOPPED":
+        if outcome.state == State.STOPPED.value:
             raise _Stopped(outcome.message or "the KFP run was stopped")
-        if outcome.state != "COMPLETED":
+        if outcome.state != State.COMPLETED.value:
             failed = _failed_step(ctx, spec.run_id, step_names)
             raise WorkflowFailed(f"{failed}; {outcome.message}" if failed else outcome.message)
     else:
@@ -125,7 +129,7 @@ def _run(spec: RunSpec, ctx: RunnerContext, location: Path, workdir: Path) -> Ru
     results.update(step_results)
     if steps:
         results["steps"] = steps
-    return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results)
+    return RunResult(run_id=spec.run_id, state=State.COMPLETED.value, outputs=outputs, results=results)
 
 
 # -- checks before anything runs ------------------------------------------------------------------
@@ -230,7 +234,7 @@ def read_summaries(ctx: RunnerContext, run_id: str, step_names: list[str]) -> di
 def _failed_step(ctx: RunnerContext, run_id: str, step_names: list[str]) -> str | None:
     """``step 'x' failed: ...`` for the first step that did not complete, if any reported."""
     for name, summary in read_summaries(ctx, run_id, step_names).items():
-        if summary.get("state") != "COMPLETED":
+        if summary.get("state") != State.COMPLETED.value:
             run_key = summary.get("run_key")
             where = f" (run {run_key} ended {summary.get('run_state', 'ERROR')})" if run_key else ""
             return f"step {name!r} failed{where}: {summary.get('message') or 'no message'}"

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from digitalhub_provider.entities.states import State
+
 TARGET_FILE = "kfp_target.json"  # written by the control plane: {host, namespace, experiment_id, reattach_run_id}
 KFP_RUN_FILE = "kfp_run.json"  # written by the runner as soon as the KFP run exists: {kfp_run_id, host}
 ENV_HOST = "DIGITALHUB_KFP_HOST"
@@ -32,22 +34,22 @@ ENV_POLL = "DIGITALHUB_KFP_POLL_SECONDS"
 
 # KFP v2beta1 RuntimeState -> DigitalHub run state. Anything not final keeps the run RUNNING.
 KFP_STATES = {
-    "RUNTIME_STATE_UNSPECIFIED": "RUNNING",
-    "PENDING": "RUNNING",
-    "RUNNING": "RUNNING",
-    "PAUSED": "RUNNING",
-    "CANCELING": "RUNNING",
-    "SUCCEEDED": "COMPLETED",
-    "SKIPPED": "COMPLETED",
-    "FAILED": "ERROR",
-    "CANCELED": "STOPPED",
+    "RUNTIME_STATE_UNSPECIFIED": State.RUNNING.value,
+    "PENDING": State.RUNNING.value,
+    "RUNNING": State.RUNNING.value,
+    "PAUSED": State.RUNNING.value,
+    "CANCELING": State.RUNNING.value,
+    "SUCCEEDED": State.COMPLETED.value,
+    "SKIPPED": State.COMPLETED.value,
+    "FAILED": State.ERROR.value,
+    "CANCELED": State.STOPPED.value,
 }
-FINAL = ("COMPLETED", "ERROR", "STOPPED")
+FINAL = (State.COMPLETED.value, State.ERROR.value, State.STOPPED.value)
 
 
 def map_state(kfp_state: Any) -> str:
     """The DigitalHub state of a KFP run state (``None`` and unknown states count as still running)."""
-    return KFP_STATES.get(str(kfp_state or "").upper().rsplit(".", 1)[-1], "RUNNING")
+    return KFP_STATES.get(str(kfp_state or "").upper().rsplit(".", 1)[-1], State.RUNNING.value)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def run_on_server(
     previous = target.get("reattach_run_id")
     if previous:
         state = _state(client.get_run(previous))
-        if map_state(state) in ("ERROR", "STOPPED"):
+        if map_state(state) in (State.ERROR.value, State.STOPPED.value):
             log(f"KFP run {previous} of an earlier try ended {state}: submitting a new run")
         else:
             kfp_run_id, reattached = previous, True
@@ -158,7 +160,7 @@ def _poll(client: Any, kfp_run_id: str, poll: float, reattached: bool, log: Call
             if mapped in FINAL:
                 error = getattr(run, "error", None)
                 detail = getattr(error, "message", None) if error is not None else None
-                message = None if mapped == "COMPLETED" else f"the KFP run {kfp_run_id} ended {state}"
+                message = None if mapped == State.COMPLETED.value else f"the KFP run {kfp_run_id} ended {state}"
                 if message and detail:
                     message += f": {detail}"
                 return ServerOutcome(mapped, kfp_run_id, state, message, reattached)
@@ -166,7 +168,9 @@ def _poll(client: Any, kfp_run_id: str, poll: float, reattached: bool, log: Call
     except _Terminated:
         log(f"terminating KFP run {kfp_run_id}")
         client.terminate_run(kfp_run_id)
-        return ServerOutcome("STOPPED", kfp_run_id, "CANCELING", f"the KFP run {kfp_run_id} was terminated", reattached)
+        return ServerOutcome(
+            State.STOPPED.value, kfp_run_id, "CANCELING", f"the KFP run {kfp_run_id} was terminated", reattached
+        )
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)

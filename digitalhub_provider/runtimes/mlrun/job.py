@@ -40,6 +40,7 @@ from typing import Any
 from digitalhub_provider.entities import Artifact, Dataitem, Model
 from digitalhub_provider.entities.base import new_id
 from digitalhub_provider.entities.keys import validate_name
+from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
@@ -81,7 +82,7 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
             from digitalhub_provider.runtimes.mlrun.register import register_run
 
             results[MLRUN_API_RESULT] = register_run(api, token, spec.project, record, artifacts, placed)
-        return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results)
+        return RunResult(run_id=spec.run_id, state=State.COMPLETED.value, outputs=outputs, results=results)
     except BaseException as exc:
         _cleanup(ctx, written)
         if isinstance(exc, MlrunRunFailed):
@@ -91,7 +92,7 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
         else:
             message = str(exc) if isinstance(exc, DigitalHubError) else f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
-        return RunResult(run_id=spec.run_id, state="ERROR", message=message, traceback=tb)
+        return RunResult(run_id=spec.run_id, state=State.ERROR.value, message=message, traceback=tb)
 
 
 def _register_failed(api: str, token: str | None, project: str, record: dict[str, Any], message: str) -> str:
@@ -438,6 +439,6 @@ def _dataset_output(
         kind="table",
         uuid=entity_id,
         spec={"path": path, "schema": {"fields": [{"name": str(c), "type": str(t)} for c, t in dtypes.items()]}},
-        status={"state": "CREATED", "rows": int(rows)},
+        status={"state": State.CREATED.value, "rows": int(rows)},
     )
     return {"type": "dataitem", "entity": entity.to_dict()}

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec, is_interrupt
@@ -54,7 +55,9 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
                 tb = traceback.format_exc()
                 raise HandlerFailed(f"handler {spec.handler!r} raised {type(exc).__name__}: {exc}", tb) from exc
             outputs, results = map_outputs(fn, returned, spec, ctx, written)
-        return RunResult(run_id=spec.run_id, state="COMPLETED", outputs=outputs, results=results, logged=ctx.logged)
+        return RunResult(
+            run_id=spec.run_id, state=State.COMPLETED.value, outputs=outputs, results=results, logged=ctx.logged
+        )
     except BaseException as exc:
         _cleanup(ctx, written)
         if is_interrupt(exc):
@@ -66,7 +69,7 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
                 (str(exc) if isinstance(exc, DigitalHubError) else f"{type(exc).__name__}: {exc}"),
                 traceback.format_exc(),
             )
-        return RunResult(run_id=spec.run_id, state="ERROR", message=message, traceback=tb)
+        return RunResult(run_id=spec.run_id, state=State.ERROR.value, message=message, traceback=tb)
 
 
 def _cleanup(ctx: RunnerContext, written: list[str]) -> None:
@@ -224,7 +227,7 @@ def _dataframe_output(name: str, df: Any, spec: RunSpec, ctx: RunnerContext, wri
         kind="table",
         uuid=entity_id,
         spec={"path": path, "schema": {"fields": [{"name": str(c), "type": str(t)} for c, t in df.dtypes.items()]}},
-        status={"state": "CREATED", "rows": len(df)},
+        status={"state": State.CREATED.value, "rows": len(df)},
     )
     return {"type": "dataitem", "entity": entity.to_dict()}
 

@@ -1,0 +1,386 @@
+"""The run controller: the one writer of a run's status.
+
+Every state change goes through :meth:`RunController.transition`, which checks
+it against :data:`TRANSITIONS` (an illegal one raises, nothing is stored) and
+writes it only if the store still holds the state this process last saw: a
+run another process stopped meanwhile stays STOPPED, and this process learns
+it (:class:`StateChangedError`) instead of overwriting it.
+
+The life of a run, whatever starts it (an Airflow operator, ``function.run()``,
+a KFP step) and wherever it runs (a :mod:`launcher <digitalhub_provider.launchers.base>`):
+
+- ``create``: check the call, create the task and the run (CREATED);
+- ``submit``: ready the environment (BUILT), write the RunSpec (READY), start the
+  runner (RUNNING); the build action ends at BUILT -> COMPLETED;
+- ``follow``: wait for the runner, record what it reports meanwhile, and finish:
+  read the RunResult, register the outputs and set COMPLETED, ERROR or STOPPED
+  in one transaction. An interrupt of the waiting caller (a timeout, Airflow's
+  task timeout or kill) kills the runner and ends the run with the reason;
+- ``stop``: STOPPED, the runner killed, the runs it started (KFP steps) stopped;
+- ``unfinished`` / ``reattach``: a later attempt finds a run an earlier one left,
+  and fails it or follows it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from digitalhub_provider.entities import Run, State
+from digitalhub_provider.entities.base import now_iso
+from digitalhub_provider.entities.executable import Executable
+from digitalhub_provider.entities.states import UNFINISHED_STATES
+from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
+from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
+from digitalhub_provider.sdk.context import Context
+from digitalhub_provider.sdk.outcomes import delete_written, read_result, registrations, store_logs
+from digitalhub_provider.sdk.runspecs import build_runspec, new_run, store_runspec
+
+if TYPE_CHECKING:
+    from digitalhub_provider.runtimes.contract import RunResult
+
+log = logging.getLogger(__name__)
+
+# The states a run may move to from each state. BUILT -> COMPLETED: the build action ends when its
+# environment is ready. A service run (serve) stays RUNNING until it is stopped.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CREATED: frozenset({State.BUILT, State.ERROR, State.STOPPED}),
+    State.BUILT: frozenset({State.READY, State.COMPLETED, State.ERROR, State.STOPPED}),
+    State.READY: frozenset({State.RUNNING, State.ERROR, State.STOPPED}),
+    State.RUNNING: frozenset({State.COMPLETED, State.ERROR, State.STOPPED}),
+    State.COMPLETED: frozenset(),
+    State.ERROR: frozenset(),
+    State.STOPPED: frozenset(),
+}
+
+# The runners this process follows, by run id: what ``stop`` kills.
+_active: dict[str, Handle] = {}
+_active_lock = threading.Lock()
+
+
+def check_transition(run: Run, state: State) -> None:
+    current = State(run.state)
+    if state not in TRANSITIONS[current]:
+        allowed = ", ".join(s.value for s in TRANSITIONS[current]) or "none: it is final"
+        raise IllegalTransitionError(
+            f"run {run.id} cannot go from {current.value} to {state.value} (allowed: {allowed})"
+        )
+
+
+class Started:
+    """A runner the controller started: its handle, and the RunSpec's upload when that overlaps the start."""
+
+    def __init__(self, handle: Handle, launcher: Launcher, upload: _Background | None = None) -> None:
+        self.handle = handle
+        self.launcher = launcher
+        self.upload = upload
+
+
+class RunController:
+    """``caller`` names who waits, in the message of a run its interrupt ended ("the Airflow task")."""
+
+    def __init__(self, ctx: Context, caller: str = "the caller") -> None:
+        self.ctx = ctx
+        self.caller = caller
+
+    # -- the status: the one writer --------------------------------------------------------
+    def transition(
+        self, run: Run, state: State, message: str | None = None, *, persist: bool = True, **fields: Any
+    ) -> Run:
+        """Move ``run`` to ``state`` (its timing and transition recorded) and save it; with
+        ``persist=False`` the change is only in memory, saved with the next one."""
+        check_transition(run, state)
+        stamp = now_iso()
+        status = run.status
+        status.state = state.value
+        if message is not None:
+            status.message = message
+        timings = dict(status.get("timings") or {})
+        timings[state.value.lower()] = stamp
+        transitions = list(status.get("transitions") or [])
+        transitions.append({"status": state.value, "time": stamp, **({"message": message} if message else {})})
+        for name, value in {"timings": timings, "transitions": transitions, **fields}.items():
+            setattr(status, name, value)
+        run.metadata.updated = stamp
+        if persist:
+            self._save(run)
+        return run
+
+    def record(self, run: Run, **fields: Any) -> Run:
+        """Status fields learnt on the way (a KFP run's id), without a change of state."""
+        for name, value in fields.items():
+            setattr(run.status, name, value)
+        try:
+            self._save(run)
+        except StateChangedError:
+            self._reload(run)
+        return run
+
+    def _save(self, run: Run, creates: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        expect = {run.id: run.saved_state} if run.saved_state else None
+        self.ctx.metadata.write(create=creates or (), update=[("run", run.to_dict())], expect=expect)
+        run.saved_state = run.status.state
+
+    def _reload(self, run: Run) -> Run:
+        stored = Run.from_dict(self.ctx.metadata.get(run.project, "run", run.id), self.ctx)
+        run.status = stored.status
+        run.metadata = stored.metadata
+        run.saved_state = stored.status.state
+        return run
+
+    def _end(self, run: Run, state: State, message: str, result: RunResult | None = None, **fields: Any) -> Run:
+        """A final state; when another process ended the run first, its outcome stands (and what this
+        attempt wrote is removed)."""
+        try:
+            return self.transition(run, state, message, **fields)
+        except StateChangedError:
+            delete_written(self.ctx, result)
+            return self._reload(run)
+
+    # -- create and start ----------------------------------------------------------------
+    def create(self, fn: Executable, **call: Any) -> Run:
+        """Check the call and create the task and the run (CREATED); nothing starts."""
+        run = new_run(fn, ctx=self.ctx, **call)
+        self.ctx.insert("run", run.to_dict())
+        return run
+
+    def submit(self, fn: Executable, run: Run, launcher: Launcher) -> Started | None:
+        """From the run's state on: BUILT, READY, RUNNING. None when the run ended before any runner
+        started (the build action, an error, a stop meanwhile)."""
+        kind = run.run_kind
+        if kind.action != BUILD_ACTION and (fn.kind, kind.action) not in RUNNERS:
+            self._end(run, State.ERROR, f"action {kind.action!r} of {fn.kind} is not available in this version")
+            return None
+        try:
+            if run.state == State.CREATED.value:
+                environment = launcher.prepare(fn, run, self.ctx)
+                if kind.action == BUILD_ACTION:
+                    self.transition(run, State.BUILT)
+                    self._end(run, State.COMPLETED, f"environment ready: {environment}")
+                    return None
+                self.transition(run, State.BUILT, environment, persist=not launcher.quick)
+            if run.state == State.RUNNING.value:
+                handle = launcher.reattach(fn, run, self.ctx)
+                return None if handle is None else self._register(run, Started(handle, launcher))
+            if run.state != State.BUILT.value and run.state != State.READY.value:
+                return None
+            spec = build_runspec(run, fn, self.ctx)
+            spec_json = spec.to_json()
+            upload = None
+            if launcher.inline_runspec(spec_json):
+                # The runner has it inline: storing it (on S3 the first call of this process, ~0.4 s of
+                # client set-up) overlaps the runner's start instead of delaying it.
+                upload = _Background(store_runspec, spec, self.ctx, spec_json)
+            else:
+                store_runspec(spec, self.ctx, spec_json)
+            if run.state == State.BUILT.value:
+                self.transition(run, State.READY, persist=not launcher.quick)
+        except StateChangedError:  # stopped meanwhile
+            self._reload(run)
+            return None
+        except DigitalHubError as exc:
+            self._end(run, State.ERROR, str(exc))
+            return None
+        try:
+            handle = launcher.start(spec, run, self.ctx)
+        except Exception as exc:  # the launcher refused what it was given
+            self._end(run, State.ERROR, f"cannot start the runner: {exc}")
+            return None
+        started = self._register(run, Started(handle, launcher, upload))
+        try:
+            self.transition(run, State.RUNNING, **handle.status)
+        except StateChangedError:  # stopped while it started
+            handle.kill()
+            self._unregister(run)
+            self._reload(run)
+            return None
+        return started
+
+    def _register(self, run: Run, started: Started) -> Started:
+        with _active_lock:
+            _active[run.id] = started.handle
+        return started
+
+    def _unregister(self, run: Run) -> None:
+        with _active_lock:
+            _active.pop(run.id, None)
+
+    # -- follow and finish -------------------------------------------------------------------
+    def execute(self, fn: Executable, run: Run, launcher: Launcher, timeout: float | None = None) -> Run:
+        """``submit`` then ``follow``."""
+        started = self.submit(fn, run, launcher)
+        return run if started is None else self.follow(run, started, timeout=timeout)
+
+    def follow(self, run: Run, started: Started, timeout: float | None = None) -> Run:
+        """Wait for the runner and finish the run. A deferral (the launcher's) leaves it RUNNING."""
+        handle = started.handle
+        try:
+            try:
+                code = self._wait(run, handle, started.launcher.progress_interval, timeout)
+            finally:
+                if started.upload is not None and (error := started.upload.wait()) is not None:
+                    log.warning("the RunSpec was not stored on the data store (the runner had it inline): %s", error)
+        except subprocess.TimeoutExpired:
+            handle.kill()
+            return self.finish(run, message=f"the run timed out after {timeout:g} s and was killed")
+        except RunnerLost as lost:
+            return self.finish(run, lost=str(lost))
+        except BaseException as exc:
+            if started.launcher.is_deferral(exc):
+                self._unregister(run)
+                raise
+            handle.kill()
+            self.finish(run, message=f"{self.caller} was interrupted: {type(exc).__name__}: {exc}")
+            raise
+        if fields := handle.progress():
+            self.record(run, **fields)
+        return self.finish(run, exit_code=code)
+
+    def _wait(self, run: Run, handle: Handle, interval: float | None, timeout: float | None) -> int:
+        if interval is None:
+            return handle.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic()))
+            try:
+                return handle.wait(step)
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            if fields := handle.progress():
+                self.record(run, **fields)
+
+    def finish(
+        self, run: Run, exit_code: int | None = None, message: str | None = None, lost: str | None = None
+    ) -> Run:
+        """The outcome, from the RunResult (one transaction: outputs, lineage, state). ``message``: the
+        run was interrupted (what it wrote is removed); ``lost``: why there is no exit code."""
+        self._unregister(run)
+        store_logs(self.ctx, run)
+        result = read_result(self.ctx, run)
+        if State(self._reload_state(run)).final:  # stopped (or ended) by another process meanwhile
+            if run.state != State.COMPLETED.value:
+                delete_written(self.ctx, result)
+            return run
+        if message is not None:
+            delete_written(self.ctx, result)
+            return self._end(run, State.ERROR, message)
+        if result is None:
+            if lost is None:
+                how = (
+                    f"was killed by signal {-exit_code}"
+                    if exit_code is not None and exit_code < 0
+                    else f"exited with code {exit_code}"
+                )
+                lost = f"the runner {how} before writing a result"
+            return self._end(run, State.ERROR, lost)
+        if result.state == State.STOPPED.value:  # e.g. a KFP run canceled on its server
+            return self._end(run, State.STOPPED, result.message or "the run was stopped", result)
+        if result.state != State.COMPLETED.value:
+            return self._end(run, State.ERROR, result.message or "the run failed", result, traceback=result.traceback)
+        return self._complete(run, result)
+
+    def _reload_state(self, run: Run) -> str:
+        """The stored state; the stored status replaces this object's when the run ended elsewhere."""
+        stored = self.ctx.metadata.get(run.project, "run", run.id)
+        state = str((stored.get("status") or {}).get("state") or State.CREATED.value)
+        if State(state).final:
+            self._reload(run)
+        return state
+
+    def _complete(self, run: Run, result: RunResult) -> Run:
+        try:
+            creates, output_keys = registrations(run, result)
+        except DigitalHubError as exc:
+            delete_written(self.ctx, result)
+            return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
+        run.status.message = None
+        self.transition(run, State.COMPLETED, persist=False, outputs=output_keys, results=result.results)
+        timings = run.status.timings  # type: ignore[attr-defined]
+        timings.update(handler_started=result.timings.get("started"), handler_finished=result.timings.get("finished"))
+        try:
+            self._save(run, creates)
+        except StateChangedError:
+            delete_written(self.ctx, result)
+            return self._reload(run)
+        except DigitalHubError as exc:
+            delete_written(self.ctx, result)
+            self._reload(run)
+            return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
+        return run
+
+    # -- stop, and runs left by an earlier attempt -------------------------------------------
+    def stop(self, run: Run, message: str = "stopped by request") -> Run:
+        """STOPPED, then its runner killed (when this process follows it, or it is a process on this
+        machine) and the unfinished runs it started (``step_of`` it) stopped too."""
+        self._reload(run)
+        if State(run.state).final:
+            return run
+        try:
+            self.transition(run, State.STOPPED, message)
+        except StateChangedError:
+            return self.stop(run, message)
+        self._kill(run)
+        for child in self._children(run):
+            self.stop(child, f"{message} (its workflow run {run.id} was stopped)")
+        return run
+
+    def fail_stale(self, run: Run, message: str) -> Run:
+        """ERROR for a run whose follower is gone (a worker that died), its runner killed when it is
+        a process on this machine."""
+        self._end(run, State.ERROR, message)
+        self._kill(run)
+        return run
+
+    def _kill(self, run: Run) -> None:
+        with _active_lock:
+            handle = _active.get(run.id)
+        if handle is not None:
+            handle.kill()
+        elif run.status.get("pid") and run.status.get("host") == socket.gethostname():
+            from digitalhub_provider.launchers.local import kill_group
+
+            kill_group(int(run.status.get("pid")))
+
+    def _children(self, run: Run) -> list[Run]:
+        rows = self.ctx.metadata.list(run.project, "run", state=[s.value for s in UNFINISHED_STATES], limit=500)
+        children = [Run.from_dict(d, self.ctx) for d in rows]
+        return [
+            c
+            for c in children
+            if any(r.type == "step_of" and r.dest == run.key for r in c.metadata.relationships or [])
+        ]
+
+    def unfinished(self, fn: Executable, labels: set[str]) -> list[Run]:
+        """Runs of ``fn`` not yet COMPLETED, ERROR or STOPPED that carry all of ``labels``, newest first."""
+        unfinished = [s.value for s in UNFINISHED_STATES]
+        rows = self.ctx.metadata.list(fn.project, "run", function_name=fn.name, state=unfinished, limit=200)
+        mine = [d for d in rows if labels <= set((d.get("metadata") or {}).get("labels") or [])]
+        return [Run.from_dict(d, self.ctx) for d in mine]
+
+
+class _Background:
+    """One call in a helper thread; ``wait()`` joins it and gives its exception, if any (never raises)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, name="digitalhub-background", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float = 300) -> BaseException | None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return TimeoutError(f"still running after {timeout:g} s")
+        return self.error

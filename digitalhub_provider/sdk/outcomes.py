@@ -1,0 +1,92 @@
+"""What a run leaves behind: its RunResult, the entities it produced, its log.
+
+Pure reading and bookkeeping; :mod:`.controller` decides the run's state from it
+and writes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run
+from digitalhub_provider.entities.specs import validate_spec
+from digitalhub_provider.errors import DigitalHubError, EntityError
+from digitalhub_provider.launchers.base import log_path
+from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RunResult
+from digitalhub_provider.sdk.context import Context
+from digitalhub_provider.sdk.runspecs import INPUT_TYPES
+
+Creates = list[tuple[str, dict[str, Any]]]
+
+
+def read_result(ctx: Context, run: Run) -> RunResult | None:
+    """The RunResult the runner wrote, or None."""
+    url = ctx.run_url(run.id, RESULT_FILE)
+    store = ctx.data_store(url)
+    return RunResult.from_json(store.read_bytes(url)) if store.exists(url) else None
+
+
+def registrations(run: Run, result: RunResult) -> tuple[Creates, dict[str, str]]:
+    """The entities to create for what the run logged and returned (with ``produced_by`` lineage),
+    and the run's outputs as name -> key. A bad entity is an :class:`EntityError`."""
+    creates: Creates = []
+    seen: set[str] = set()
+    output_keys: dict[str, str] = {}
+
+    def register(etype: str, data: dict[str, Any]) -> Entity:
+        cls = ENTITY_CLASSES.get(etype)
+        if cls is None or etype not in INPUT_TYPES:
+            raise EntityError(f"a run cannot produce a {etype}")
+        entity = cls.from_dict(data)
+        entity.spec = validate_spec(etype, entity.kind, entity.spec)
+        if entity.project != run.project:
+            raise EntityError(f"{entity.key} belongs to another project than the run")
+        entity.add_relationship("produced_by", run.key)
+        if entity.id not in seen:
+            seen.add(entity.id)
+            creates.append((etype, entity.to_dict()))
+        return entity
+
+    for item in result.logged:
+        register(item["type"], item["entity"])
+    for name, item in result.outputs.items():
+        if item.get("existing"):
+            output_keys[name] = item["entity"]["key"]
+        else:
+            output_keys[name] = register(item["type"], item["entity"]).key
+    return creates, output_keys
+
+
+def delete_written(ctx: Context, result: RunResult | None) -> None:
+    """Remove the files of what the run wrote under the data store's root (nothing is registered)."""
+    if result is None:
+        return
+    root = ctx.data_root.rstrip("/") + "/"
+    items = [*result.logged, *(o for o in result.outputs.values() if not o.get("existing"))]
+    for item in items:
+        path = item["entity"].get("spec", {}).get("path", "")
+        if path.startswith(root):
+            try:
+                ctx.data_store(path).delete(path)
+            except DigitalHubError:
+                pass
+
+
+def store_logs(ctx: Context, run: Run) -> None:
+    """A local runner's log, moved next to the RunResult when the data store is not a local folder."""
+    url = ctx.run_url(run.id, LOG_FILE)
+    store = ctx.data_store(url)
+    local = log_path(ctx, run.id)
+    if store.local_path(url) is None and local.exists():
+        store.upload(local, url)
+        local.unlink()
+
+
+def read_logs(run: Run) -> str:
+    ctx = run.ctx
+    url = ctx.run_url(run.id, LOG_FILE)
+    store = ctx.data_store(url)
+    if store.exists(url):
+        return store.read_bytes(url).decode("utf-8", errors="replace")
+    local = log_path(ctx, run.id)
+    return local.read_text(errors="replace") if local.exists() else ""

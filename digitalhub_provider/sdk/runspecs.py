@@ -1,0 +1,169 @@
+"""What a run is made of, before it runs: the checked call, its task, and the RunSpec.
+
+No run status is written here: :mod:`.controller` inserts the run this builds
+and moves it through its states.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, RunKind, State, Task
+from digitalhub_provider.entities.executable import Executable
+from digitalhub_provider.entities.keys import is_key, parse_key
+from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_run_spec, validate_spec
+from digitalhub_provider.errors import EntityError, EntityNotFoundError
+from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
+from digitalhub_provider.runtimes.registry import source_fields
+from digitalhub_provider.sdk import crud
+from digitalhub_provider.sdk.context import Context
+
+INPUT_TYPES = ("dataitem", "artifact", "model")
+
+
+def default_action(kind: str) -> str:
+    return TASK_KINDS.get(kind, ("job",))[0]
+
+
+def new_run(
+    fn: Executable,
+    action: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
+    values: list[str] | None = None,
+    local_execution: bool = False,
+    labels: list[str] | None = None,
+    ctx: Context | None = None,
+    relationships: list[dict[str, str]] | None = None,
+    **task_params: Any,
+) -> Run:
+    """Check the call, create (or reuse) the task, and build the run (CREATED, not yet saved).
+
+    ``relationships`` are added to ``run_of`` and ``consumes`` (a kfp step passes ``step_of``)."""
+    ctx = ctx or fn.ctx
+    action = action or default_action(fn.kind)
+    if action not in TASK_KINDS.get(fn.kind, ()):
+        raise EntityError(
+            f"action {action!r} is not one of {fn.kind}'s actions: {', '.join(TASK_KINDS.get(fn.kind, ()))}"
+        )
+    unknown = sorted(set(task_params) - set(TASK_FIELDS))
+    if unknown:
+        raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
+    kind = RunKind(fn.kind, action)
+    given = {k: v for k, v in task_params.items() if v is not None}
+    # Without run arguments the task's spec is the function's key, nothing a model could reject.
+    task_spec = validate_spec("task", kind.task_kind, {"function": fn.key, **given}) if given else {"function": fn.key}
+    input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
+    task = _ensure_task(fn, kind.task_kind, task_spec, ctx)
+    run_spec = {
+        "task": task.key,
+        "function": fn.key,
+        "inputs": input_keys,
+        "parameters": parameters or {},
+        "outputs": outputs,
+        "values": values,
+        "local_execution": local_execution,
+        **task_spec,
+    }
+    rels = [
+        {"type": "run_of", "dest": fn.key},
+        *({"type": "consumes", "dest": k} for k in input_keys.values()),
+        *(relationships or []),
+    ]
+    # The usual spec is plain JSON of the model's types: checked here without building the model.
+    plain = plain_run_spec(run_spec)
+    run = Run.build(
+        project=fn.project,
+        name="run",
+        kind=kind.run_kind,
+        spec=run_spec if plain is None else plain,
+        labels=labels,
+        relationships=rels,
+        status={"state": State.CREATED.value},
+        spec_checked=plain is not None,
+    )
+    run._ctx = ctx
+    stamp = run.metadata.created
+    run.status.timings = {"created": stamp}  # type: ignore[attr-defined]
+    run.status.transitions = [{"status": State.CREATED.value, "time": stamp}]  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]
+
+
+def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
+    key = ref.key if isinstance(ref, Entity) else ref
+    if not is_key(key):
+        raise EntityError(f"input {name!r} must be an entity key (store://...), got {key!r}")
+    parsed = parse_key(key)
+    if parsed.entity_type not in INPUT_TYPES:
+        raise EntityError(f"input {name!r} is a {parsed.entity_type}: inputs must be dataitems, artifacts or models")
+    try:
+        return crud.get_entity(ENTITY_CLASSES[parsed.entity_type], key, ctx=ctx)
+    except EntityNotFoundError:
+        raise EntityNotFoundError(f"input {name!r}: {key} not found") from None
+
+
+def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) -> Task:
+    for existing in ctx.metadata.list(fn.project, "task", function_name=fn.name, kind=kind, limit=50):
+        if existing.get("spec") == spec:
+            return Task.from_dict(existing, ctx)  # type: ignore[return-value]
+    task = Task.build(project=fn.project, name="task", kind=kind, spec=spec)
+    ctx.insert("task", task.to_dict())
+    return task  # type: ignore[return-value]
+
+
+def source_of(fn: Executable) -> dict[str, Any]:
+    """How the runner gets the code: inline (code, base64, a local file read now) or a URL it fetches."""
+    spec = source_fields(fn.kind, fn.spec)
+    if spec.get("code"):
+        return {"inline": {"filename": "main.py", "base64": base64.b64encode(spec["code"].encode()).decode()}}
+    if spec.get("base64"):
+        return {"inline": {"filename": "main.py", "base64": spec["base64"]}}
+    src = spec.get("code_src")
+    if not src:
+        raise EntityError(f"function {fn.name!r} has no source: set code, base64 or code_src")
+    if src.startswith(("git+", "zip+", "http://", "https://")):
+        return {"url": src}
+    path = Path(src[len("file://") :] if src.startswith("file://") else src).expanduser()
+    if not path.is_file():
+        field = "source['source']" if fn.kind == "mlrun" else "code_src"
+        raise EntityError(f"{field} {src!r} of function {fn.name!r}: no such file")
+    return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
+
+
+def build_runspec(run: Run, fn: Executable, ctx: Context) -> RunSpec:
+    """The RunSpec of ``run``: every input key resolved to its entity (no side effect)."""
+    inputs = {}
+    for name, key in (run.spec.get("inputs") or {}).items():
+        entity = crud.get_entity_by_key(key, ctx=ctx)
+        inputs[name] = {"type": entity.ENTITY_TYPE, "entity": entity.to_dict()}
+    kind = run.run_kind
+    return RunSpec(
+        run_id=run.id,
+        run_key=run.key,
+        project=run.project,
+        runtime=kind.runtime,
+        action=kind.action,
+        function=fn.to_dict(),
+        source=source_of(fn),
+        handler=fn.spec.get("handler"),
+        inputs=inputs,
+        parameters=run.spec.get("parameters") or {},
+        outputs=run.spec.get("outputs"),
+        values=run.spec.get("values"),
+        data_url=ctx.data_root,
+        result_url=ctx.run_url(run.id, RESULT_FILE),
+    )
+
+
+def store_runspec(spec: RunSpec, ctx: Context, spec_json: bytes | None = None) -> str:
+    """Write ``spec`` to the data store and return its URL. Touches neither the run nor the metadata
+    store, so it may run in a helper thread. (A run is READY once: no earlier result can be next to it.)"""
+    url = ctx.run_url(spec.run_id, RUNSPEC_FILE)
+    store = ctx.data_store(url)
+    store.write_bytes(url, spec_json if spec_json is not None else spec.to_json())
+    return url
