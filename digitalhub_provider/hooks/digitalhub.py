@@ -11,6 +11,9 @@ embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``)
 - ``ui_url``: where a DigitalHub console shows runs (used by the task's extra link);
 - ``mlrun_api``: an MLRun API server (``http(s)://host:port``, no credentials in it) the mlrun
   runtime registers its runs and artifacts with, after running them; ``mlrun_token`` its token (masked).
+
+The extras (these and the launcher's) are read and typed once, into :attr:`DigitalHubHook.connection_extras`
+(:class:`~digitalhub_provider.connection_extras.ConnectionExtras`); nothing else reads the raw keys.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from digitalhub_provider.config import Settings, with_password
+from digitalhub_provider.connection_extras import ConnectionExtras
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
 from digitalhub_provider.sdk.context import Context
 
@@ -36,7 +40,8 @@ class DigitalHubHook(BaseHook):
         super().__init__(**kwargs)
         self.digitalhub_conn_id = digitalhub_conn_id
         self._settings: Settings | None = None
-        self.extras: dict[str, Any] = {}
+        self._connection_extras: ConnectionExtras | None = None
+        self.extras: dict[str, Any] = {}  # the raw extra JSON, kept for compatibility: read connection_extras
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -44,6 +49,14 @@ class DigitalHubHook(BaseHook):
             "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
             "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
         }
+
+    @property
+    def connection_extras(self) -> ConnectionExtras:
+        """The connection's extras, typed (the defaults when ``digitalhub_default`` is not defined)."""
+        if self._connection_extras is None:
+            self.get_settings()
+        assert self._connection_extras is not None
+        return self._connection_extras
 
     def get_settings(self) -> Settings:
         """The connection's settings; the embedded default when ``digitalhub_default`` is not defined."""
@@ -59,29 +72,30 @@ class DigitalHubHook(BaseHook):
                 raise AirflowNotFoundException(
                     f"The DigitalHub connection {self.digitalhub_conn_id!r} is not defined"
                 ) from None
+            self._connection_extras = ConnectionExtras()
             self._settings = base
             return base
         extra = conn.extra_dejson or {}
         self.extras = extra
-        metadata_url = extra.get("metadata_url")
-        if metadata_url and extra.get("metadata_password"):
-            from airflow.sdk.log import mask_secret
+        extras = ConnectionExtras.from_dict(extra, conn_id=self.digitalhub_conn_id)
+        self._connection_extras = extras
+        for secret in (extras.metadata_password, extras.mlrun_token):
+            if secret:
+                from airflow.sdk.log import mask_secret
 
-            mask_secret(extra["metadata_password"])
-            metadata_url = with_password(metadata_url, extra["metadata_password"])
-        if extra.get("mlrun_token"):
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(extra["mlrun_token"])
+                mask_secret(secret)
+        metadata_url = extras.metadata_url
+        if metadata_url and extras.metadata_password:
+            metadata_url = with_password(metadata_url, extras.metadata_password)
         self._settings = base.with_overrides(
             metadata_url=metadata_url,
-            data_url=extra.get("data_url"),
-            s3_endpoint_url=extra.get("s3_endpoint_url"),
-            s3_region=extra.get("s3_region"),
+            data_url=extras.data_url,
+            s3_endpoint_url=extras.s3_endpoint_url,
+            s3_region=extras.s3_region,
             s3_access_key_id=conn.login,
             s3_secret_access_key=conn.password,
-            mlrun_api=extra.get("mlrun_api"),
-            mlrun_token=extra.get("mlrun_token"),
+            mlrun_api=extras.mlrun_api,
+            mlrun_token=extras.mlrun_token,
         )
         return self._settings
 

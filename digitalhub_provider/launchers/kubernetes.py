@@ -42,6 +42,7 @@ from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MA
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, environment_of
 
 if TYPE_CHECKING:
+    from digitalhub_provider.connection_extras import ConnectionExtras
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
     from digitalhub_provider.runtimes.contract import RunSpec
@@ -70,26 +71,25 @@ class KubernetesSettings:
     operator_kwargs: dict[str, Any] = field(default_factory=dict)  # passed on to KubernetesPodOperator
 
     @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> KubernetesSettings:
-        import json
+    def from_extras(cls, extras: ConnectionExtras | dict[str, Any]) -> KubernetesSettings:
+        """From the connection's typed extras (``hook.connection_extras``); a raw extra dict is typed first."""
+        from digitalhub_provider.connection_extras import ConnectionExtras
 
-        profiles = extras.get("profiles") or {}
-        if isinstance(profiles, str):
-            profiles = json.loads(profiles)
-        in_cluster = extras.get("in_cluster")
+        x = extras if isinstance(extras, ConnectionExtras) else ConnectionExtras.from_dict(extras)
+        defaults = cls()
         return cls(
-            namespace=extras.get("namespace") or "default",
-            service_account=extras.get("service_account") or None,
-            kubernetes_conn_id=extras.get("kubernetes_conn_id") or None,
-            config_file=extras.get("kube_config_path") or None,
-            in_cluster=None if in_cluster in (None, "") else str(in_cluster).lower() in ("1", "true", "yes"),
-            cluster_context=extras.get("cluster_context") or None,
-            default_image=extras.get("default_image", DEFAULT_IMAGE),
-            credentials_secret=extras.get("credentials_secret") or None,
-            profiles=profiles,
-            startup_timeout_seconds=int(extras.get("startup_timeout_seconds") or 300),
-            gpu_resource=extras.get("gpu_resource") or "nvidia.com/gpu",
-            operator_kwargs=dict(extras.get("pod_operator_kwargs") or {}),
+            namespace=x.namespace or defaults.namespace,
+            service_account=x.service_account,
+            kubernetes_conn_id=x.kubernetes_conn_id,
+            config_file=x.kube_config_path,
+            in_cluster=x.in_cluster,
+            cluster_context=x.cluster_context,
+            default_image=defaults.default_image if x.default_image is None else x.default_image,
+            credentials_secret=x.credentials_secret,
+            profiles=dict(x.profiles),
+            startup_timeout_seconds=x.startup_timeout_seconds or defaults.startup_timeout_seconds,
+            gpu_resource=x.gpu_resource or defaults.gpu_resource,
+            operator_kwargs=dict(x.pod_operator_kwargs),
         )
 
 

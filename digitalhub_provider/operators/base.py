@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from digitalhub_provider.links.run import DigitalHubRunLink
+from digitalhub_provider.operators.airflow_internals import renders_to_itself, template_fields_with
 
 if TYPE_CHECKING:
     from airflow.sdk import Context as AirflowContext
@@ -163,38 +164,21 @@ class DigitalHubRunOperator(BaseOperator):
         Airflow stores every templated field of a task once rendered, at ~0.5 ms each in the task
         process (a pydantic adapter per field) and one more column in the API server's request: the
         arguments a task leaves unset are not among its fields (the class keeps the full list, which
-        mapped tasks and the UI read)."""
-        every = type(self).template_fields
-        if value is not None and key in every:
-            mine = self.__dict__.get("template_fields", every)
-            if key not in mine:
-                super().__setattr__("template_fields", tuple(f for f in every if f in mine or f == key))
+        mapped tasks and the UI read). What this relies on: :mod:`.airflow_internals`."""
+        fields = template_fields_with(self, key, value)
+        if fields is not None:
+            super().__setattr__("template_fields", fields)
         super().__setattr__(key, value)
 
     def render_template(
         self, content: Any, context: Any, jinja_env: Any = None, seen_oids: set[int] | None = None
     ) -> Any:
         """Airflow compiles every string of a templated field as a Jinja template (~1 ms each, in
-        every task); a string Jinja would render to itself is returned as it is."""
-        if type(content) is str and self._renders_to_itself(content, jinja_env):
+        every task); a string Jinja would render to itself is returned as it is (see
+        :func:`.airflow_internals.renders_to_itself`)."""
+        if type(content) is str and renders_to_itself(self, content, jinja_env):
             return content
         return super().render_template(content, context, jinja_env, seen_oids)
-
-    def _renders_to_itself(self, text: str, env: Any) -> bool:
-        """Text without any of ``env``'s tags and without line breaks (Jinja normalises them and drops
-        a trailing one), not a template file's name, rendered to a string (native rendering would
-        turn ``"1"`` into ``1``)."""
-        from jinja2.nativetypes import NativeEnvironment
-
-        if env is None or "\n" in text or "\r" in text or text.endswith(tuple(self.template_ext)):
-            return False
-        dag = self.dag if self.has_dag() else None
-        native = getattr(self, "_should_render_native", None)  # Airflow's; unknown means "maybe native"
-        if isinstance(env, NativeEnvironment) or native is None or native(dag):
-            return False
-        tags = (env.block_start_string, env.variable_start_string, env.comment_start_string,
-                env.line_statement_prefix, env.line_comment_prefix)  # fmt: skip
-        return not any(tag and tag in text for tag in tags)
 
     # -- labels, runs of earlier tries ----------------------------------------------------------------
     def run_labels(self, context: AirflowContext) -> list[str]:
@@ -224,7 +208,7 @@ class DigitalHubRunOperator(BaseOperator):
         """``local_execution=False`` runs in a pod; unset, the connection's ``launcher`` decides (default local)."""
         if self.local_execution is not None:
             return not self.local_execution
-        return str((hook.extras or {}).get("launcher", "local")).lower() == "kubernetes"
+        return hook.connection_extras.launcher == "kubernetes"
 
     def _start(self, context: AirflowContext, reentry: bool = False) -> tuple[Any, RunController, Executable, Run]:
         """Connection, function and run: created (after failing the unfinished runs of earlier tries,
@@ -291,7 +275,7 @@ class DigitalHubRunOperator(BaseOperator):
         if self._kubernetes:
             from digitalhub_provider.launchers.kubernetes import KubernetesLauncher, KubernetesSettings
 
-            k8s = KubernetesSettings.from_extras(hook.extras or {})
+            k8s = KubernetesSettings.from_extras(hook.connection_extras)
             return KubernetesLauncher(self.task_id, k8s, context, self.deferrable, self.run_as_root, event)
         if self.runs_in_process(fn, run, hook):
             from digitalhub_provider.launchers.in_process import InProcessLauncher
@@ -354,8 +338,7 @@ class DigitalHubRunOperator(BaseOperator):
 
         wanted = self.in_process
         if wanted is None and hook is not None:
-            extra = (hook.extras or {}).get("in_process")
-            wanted = None if extra is None else str(extra).lower() not in ("false", "0", "no", "off")
+            wanted = hook.connection_extras.in_process
         if wanted is False:
             return False
         refusal = in_process_refusal(fn.kind, run.run_kind.action, fn.spec)
@@ -386,5 +369,5 @@ class DigitalHubRunOperator(BaseOperator):
 
     def _link(self, hook: Any, run: Run) -> str:
         """The run in the DigitalHub console named by the connection's ``ui_url``; empty without one."""
-        ui = (hook.extras or {}).get("ui_url")
+        ui = hook.connection_extras.ui_url
         return f"{ui.rstrip('/')}/#/projects/{run.project}/runs/{run.id}" if ui else ""

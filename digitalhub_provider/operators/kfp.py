@@ -129,14 +129,14 @@ class KfpPipelineOperator(DigitalHubRunOperator):
     # -- where the pipeline runs ---------------------------------------------------------------------
     def server_target(self, hook: Any, ctx: Context, fn: Executable, run: Run) -> dict[str, Any] | None:
         """The KFP server to run on (``None``: kfp.local), with the KFP run of an earlier try to reattach to."""
-        extras = hook.extras or {}
-        host = self.kfp_host or extras.get("kfp_host")
+        extras = hook.connection_extras
+        host = self.kfp_host or extras.kfp_host
         if not host:
             return None
         target: dict[str, Any] = {
             "host": host,
-            "namespace": self.kfp_namespace or extras.get("kfp_namespace"),
-            "experiment_id": self.kfp_experiment_id or extras.get("kfp_experiment_id"),
+            "namespace": self.kfp_namespace or extras.kfp_namespace,
+            "experiment_id": self.kfp_experiment_id or extras.kfp_experiment_id,
             "poll_seconds": self.kfp_poll_interval,
         }
         if self.reattach_on_retry:
