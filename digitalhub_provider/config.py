@@ -12,8 +12,9 @@ its environment only (:meth:`Settings.to_env`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ENV_HOME = "DIGITALHUB_HOME"
 ENV_METADATA_URL = "DIGITALHUB_METADATA_URL"
@@ -109,3 +110,9 @@ def without_password(url: str) -> tuple[str, str | None]:
 
     parsed = make_url(url)
     return parsed.set(password=None).render_as_string(hide_password=False), parsed.password
+
+
+# The process-wide context (the stores these settings name), for entities made without one: the
+# stores layer sets it when it loads (:func:`digitalhub_provider.stores.context.get_context`). It
+# lives here, below every layer, so that entities reach it without importing what is above them.
+context_factory: Callable[[], Any] | None = None

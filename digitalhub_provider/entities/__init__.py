@@ -6,7 +6,7 @@ from digitalhub_provider.entities.base import Entity, Metadata, Relationship, St
 from digitalhub_provider.entities.executable import Function, Run, Task, Workflow
 from digitalhub_provider.entities.material import Artifact, Dataitem, Model
 from digitalhub_provider.entities.project import Project
-from digitalhub_provider.entities.states import RunKind, State
+from digitalhub_provider.states import RunKind, State
 
 ENTITY_CLASSES: dict[str, type[Entity]] = {
     cls.ENTITY_TYPE: cls for cls in (Project, Function, Workflow, Task, Run, Dataitem, Artifact, Model)

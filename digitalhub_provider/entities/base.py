@@ -8,9 +8,9 @@ checked by :meth:`Entity.from_dict` (clear ``ValueError``s for an imported
 YAML file or a RunResult); specs are validated per kind by pydantic models
 (:mod:`digitalhub_provider.entities.specs`).
 
-Their methods that touch stores go through a *context*
-(:class:`digitalhub_provider.sdk.context.Context`), imported lazily so that
-this layer stays free of store code: outside a run it is the process's
+Their methods that touch stores or runs go through a *context*
+(:class:`digitalhub_provider.stores.context.Context`) given to them, so that
+this layer imports nothing above it: outside a run it is the process's
 configured stores; inside a runner it is the run's (which records what a
 handler logs instead of writing the metadata store: one writer of status).
 """
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, get_args
 
 from digitalhub_provider.entities.keys import build_key, validate_name, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
-from digitalhub_provider.entities.states import State
+from digitalhub_provider.states import State
 
 if TYPE_CHECKING:
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 RelationshipType = Literal["produced_by", "consumes", "run_of", "step_of"]
 RELATIONSHIP_TYPES: tuple[str, ...] = get_args(RelationshipType)
@@ -101,10 +101,10 @@ class _Record:
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set (``None`` left out), known ones first, as JSON types."""
         out = {k: v for k, v in vars(self).items() if v is not None}
-        return _json_copy(out)  # type: ignore[no-any-return]
+        return _json_copy(out)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_dict()})"
@@ -154,7 +154,7 @@ class Metadata(_Record):
         out = {k: v for k, v in vars(self).items() if v is not None}
         if self.relationships is not None:
             out["relationships"] = [r.to_dict() for r in self.relationships]
-        return _json_copy(out)  # type: ignore[no-any-return]
+        return _json_copy(out)
 
 
 class Status(_Record):
@@ -272,7 +272,7 @@ class Entity:
         return out
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -283,11 +283,13 @@ class Entity:
 
     @property
     def ctx(self) -> Context:
-        if self._ctx is None:
-            from digitalhub_provider.sdk.context import get_context
+        if self._ctx is not None:
+            return self._ctx
+        from digitalhub_provider import config  # loaded by now: every process reads its settings first
 
-            return get_context()
-        return self._ctx  # type: ignore[no-any-return]
+        if config.context_factory is None:
+            raise RuntimeError("no context: import digitalhub_provider.stores.context (dh.* does) first")
+        return config.context_factory()
 
     def add_relationship(self, rel_type: RelationshipType, dest: str) -> None:
         rels = list(self.metadata.relationships or [])
@@ -299,8 +301,7 @@ class Entity:
     def save(self, update: bool = False) -> Entity:
         """Save: a new record, or with ``update=True`` the stored one (a changed spec
         becomes a new version, as in DigitalHub)."""
-        from digitalhub_provider.sdk import crud
-
+        crud = self.ctx.crud
         if update:
             return crud.update_entity(self, ctx=self._ctx)
         return crud.create_entity(self, ctx=self._ctx)

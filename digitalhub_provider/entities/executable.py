@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from digitalhub_provider.entities.base import Entity
-from digitalhub_provider.entities.states import FINAL_STATES, RunKind, State
 from digitalhub_provider.errors import EntityError, EntityNotFoundError, RunError
+from digitalhub_provider.states import FINAL_STATES, RunKind, State
 
 
 class Executable(Entity):
@@ -15,9 +15,7 @@ class Executable(Entity):
 
     def run(self, action: str | None = None, wait: bool = True, **kwargs: Any) -> Run:
         """Create a task and a run for ``action`` and execute it (see the README)."""
-        from digitalhub_provider.sdk.runs import run_executable
-
-        return run_executable(self, action=action, wait=wait, **kwargs)
+        return self.ctx.runs.run_executable(self, action=action, wait=wait, **kwargs)
 
 
 class Function(Executable):
@@ -67,9 +65,7 @@ class Run(Entity):
         key = outputs[output_name]
         if as_key:
             return key
-        from digitalhub_provider.sdk import crud
-
-        entity = crud.get_entity_by_key(key, ctx=self._ctx)
+        entity = self.ctx.crud.get_entity_by_key(key, ctx=self._ctx)
         return entity.to_dict() if as_dict else entity
 
     def outputs(self, as_key: bool = False, as_dict: bool = False) -> dict[str, Any]:
@@ -89,9 +85,7 @@ class Run(Entity):
 
     def logs(self) -> str:
         """The run's stored stdout and stderr."""
-        from digitalhub_provider.sdk.runs import read_logs
-
-        return read_logs(self)
+        return self.ctx.runs.read_logs(self)
 
     def wait(self, timeout: float | None = None, poll: float = 0.2) -> Run:
         """Block until the run reaches COMPLETED, ERROR or STOPPED."""
@@ -104,9 +98,7 @@ class Run(Entity):
 
     def stop(self) -> Run:
         """Kill the run's process and set it STOPPED."""
-        from digitalhub_provider.sdk.runs import stop_run
-
-        return stop_run(self)
+        return self.ctx.runs.stop_run(self)
 
     def invoke(self, **kwargs: Any) -> Any:
         raise EntityError("invoke() needs a run of the serve action, which this provider does not offer yet")

@@ -44,16 +44,12 @@ class Dataitem(Material):
 
     def as_df(self, file_format: str | None = None, **kwargs: Any) -> Any:
         """The data as a pandas DataFrame (Parquet or CSV, by extension or ``file_format``)."""
-        from digitalhub_provider.stores.data.tables import read_df
-
-        return read_df(self.ctx, self.path, file_format=file_format, **kwargs)
+        return self.ctx.tables.read_df(self.ctx, self.path, file_format=file_format, **kwargs)
 
     def write_df(self, df: Any, **kwargs: Any) -> str:
-        from digitalhub_provider.stores.data.tables import write_df
-
         if self.ctx.data_store(self.path).read_only:
             raise EntityError(f"dataitem {self.name!r} reads from {self.path!r}, a read-only source")
-        return write_df(self.ctx, df, self.path, **kwargs)
+        return str(self.ctx.tables.write_df(self.ctx, df, self.path, **kwargs))
 
 
 class Artifact(Material):

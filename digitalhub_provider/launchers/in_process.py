@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.config import Settings
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.launchers.base import Handle, Launcher, log_path
 from digitalhub_provider.runtimes.contract import RunSpec
+from digitalhub_provider.states import State
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 IN_PROCESS = "in-process"  # the run's ``status.launcher``
 

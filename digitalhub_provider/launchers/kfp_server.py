@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
     from digitalhub_provider.runtimes.contract import RunSpec
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 SERVER_MODULE = "digitalhub_provider.runtimes.kfp.server"
 

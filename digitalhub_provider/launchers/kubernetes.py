@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
     from digitalhub_provider.entities.executable import Executable
     from digitalhub_provider.runtimes.contract import RunSpec
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 RUNNER_COMMAND = ["python", "-m", "digitalhub_provider.runtimes"]
 DEFAULT_IMAGE = "digitalhub-runtime-{runtime}:py{python}"
@@ -256,7 +256,7 @@ def final_pod_dict(kpo: Any, context: Any = None) -> dict[str, Any]:
     from kubernetes.client import ApiClient
 
     pod = kpo.build_pod_request_obj(context, dry_run=True)
-    return ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-any-return]
+    return ApiClient().sanitize_for_serialization(pod)
 
 
 class KubernetesLauncher(Launcher):

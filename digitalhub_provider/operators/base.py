@@ -128,7 +128,7 @@ class DigitalHubRunOperator(BaseOperator):
         from digitalhub_provider.entities import ENTITY_CLASSES
         from digitalhub_provider.entities.specs import validate_spec
         from digitalhub_provider.errors import EntityNotFoundError
-        from digitalhub_provider.sdk import crud
+        from digitalhub_provider.stores import crud
 
         cls = ENTITY_CLASSES[self.entity_type]
         if self.function_key:

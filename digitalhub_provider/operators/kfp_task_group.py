@@ -40,7 +40,7 @@ class PipelineStepOperator(PythonRuntimeOperator):
         from digitalhub_provider.entities import Function
         from digitalhub_provider.entities.keys import is_key
         from digitalhub_provider.errors import EntityNotFoundError
-        from digitalhub_provider.sdk import crud
+        from digitalhub_provider.stores import crud
 
         name = self.function or self.task_id
         if self.function_key or not self.function_id or is_key(name):
@@ -75,7 +75,7 @@ def load_pipeline(code_src: str | None, handler: str, base: str | None = None) -
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise PipelineError(f"pipeline handler {func_name!r} not found in {code_src or module_name}")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _caller_folder() -> str | None:

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digitalhub_provider.config import Settings
-from digitalhub_provider.errors import EntityNotFoundError
-from digitalhub_provider.sdk.context import Context
+from digitalhub_provider.errors import EntityNotFoundError, RunError
+from digitalhub_provider.stores.context import Context, RunOperations
 from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
 
 
@@ -26,7 +26,7 @@ class _Overlay(MetadataStore):
         self.url = ctx.settings.metadata_url
 
     def _real(self) -> MetadataStore:
-        return Context.metadata.fget(self.ctx)  # type: ignore[attr-defined,no-any-return]
+        return Context.metadata.fget(self.ctx)  # type: ignore[attr-defined]
 
     def _mine(self, project: str, entity_type: str) -> list[Entity]:
         return [
@@ -73,12 +73,16 @@ class RunnerContext(Context):
         self._overlay = _Overlay(self)
 
     @property
-    def metadata(self) -> MetadataStore:  # type: ignore[override]
+    def metadata(self) -> MetadataStore:
         return self._overlay
 
     @property
     def records_only(self) -> bool:
         return True
+
+    @property
+    def runs(self) -> RunOperations:
+        raise RunError("a job cannot start, stop or follow runs: its caller's control plane does")
 
     def insert(self, entity_type: str, entity: dict[str, Any]) -> None:
         self.logged.append({"type": entity_type, "entity": entity})

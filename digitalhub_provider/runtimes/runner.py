@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from digitalhub_provider.config import ENV_TEE_LOGS, Settings
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import (
     ENV_RUNSPEC,
@@ -23,6 +22,7 @@ from digitalhub_provider.runtimes.contract import (
     is_interrupt,
 )
 from digitalhub_provider.runtimes.registry import RUNNERS
+from digitalhub_provider.states import State
 
 
 def _now() -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from digitalhub_provider.entities import Artifact, Dataitem, Entity, Function, Model, Run, Workflow
-from digitalhub_provider.sdk import crud
-from digitalhub_provider.sdk.crud import delete_project, get_or_create_project, get_project, new_project
+from digitalhub_provider.sdk import runs as _runs  # noqa: F401 - installs the run operations entities use
+from digitalhub_provider.stores import crud
+from digitalhub_provider.stores.crud import delete_project, get_or_create_project, get_project, new_project
 
 DEFAULT_KINDS = {
     "function": "python",

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 from digitalhub_provider.entities import Run, State
 from digitalhub_provider.entities.base import now_iso
 from digitalhub_provider.entities.executable import Executable
-from digitalhub_provider.entities.states import UNFINISHED_STATES
 from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.outcomes import delete_written, read_result, registrations, store_logs
 from digitalhub_provider.sdk.runspecs import build_runspec, new_run, store_runspec
+from digitalhub_provider.states import UNFINISHED_STATES
 
 if TYPE_CHECKING:
     from digitalhub_provider.runtimes.contract import RunResult

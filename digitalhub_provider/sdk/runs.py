@@ -11,6 +11,7 @@ from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.launchers.local import LocalLauncher
 from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.sdk.outcomes import read_logs
+from digitalhub_provider.stores.context import install_run_operations
 
 __all__ = ["read_logs", "run_executable", "stop_run"]
 
@@ -44,3 +45,14 @@ def stop_run(run: Run) -> Run:
 
 def _print_line(line: str) -> None:
     print(line, flush=True)
+
+
+class _Runs:
+    """The control plane's run operations, as entities reach them through their context."""
+
+    run_executable = staticmethod(run_executable)
+    stop_run = staticmethod(stop_run)
+    read_logs = staticmethod(read_logs)
+
+
+install_run_operations(_Runs())

@@ -17,8 +17,8 @@ from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_ru
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
 from digitalhub_provider.runtimes.registry import source_fields
-from digitalhub_provider.sdk import crud
 from digitalhub_provider.sdk.context import Context
+from digitalhub_provider.stores import crud
 
 INPUT_TYPES = ("dataitem", "artifact", "model")
 
@@ -91,7 +91,7 @@ def new_run(
     stamp = run.metadata.created
     run.status.timings = {"created": stamp}  # type: ignore[attr-defined]
     run.status.transitions = [{"status": State.CREATED.value, "time": stamp}]  # type: ignore[attr-defined]
-    return run  # type: ignore[return-value]
+    return run
 
 
 def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
@@ -110,10 +110,10 @@ def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
 def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) -> Task:
     for existing in ctx.metadata.list(fn.project, "task", function_name=fn.name, kind=kind, limit=50):
         if existing.get("spec") == spec:
-            return Task.from_dict(existing, ctx)  # type: ignore[return-value]
+            return Task.from_dict(existing, ctx)
     task = Task.build(project=fn.project, name="task", kind=kind, spec=spec)
     ctx.insert("task", task.to_dict())
-    return task  # type: ignore[return-value]
+    return task
 
 
 def source_of(fn: Executable) -> dict[str, Any]:

@@ -22,9 +22,9 @@ import signal
 import sys
 from typing import Any
 
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError
 from digitalhub_provider.runtimes.kfp.step import LABEL_PREFIX, resolve_function, summary_url
+from digitalhub_provider.states import State
 
 
 class StepFailed(RuntimeError):

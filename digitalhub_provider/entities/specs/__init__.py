@@ -64,7 +64,7 @@ def spec_model(entity_type: str, kind: str) -> type[BaseModel]:
     if where is None:
         raise EntityError(f"unknown {entity_type} kind {kind!r}: expected one of {', '.join(kinds_of(entity_type))}")
     module, name = where.split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def validate_spec(entity_type: str, kind: str, spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def validate_spec(entity_type: str, kind: str, spec: dict[str, Any] | None) -> d
     out = parsed.model_dump(exclude_none=True, mode="json")
     if "schema_" in out:
         out["schema"] = out.pop("schema_")
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def is_plain_json(value: Any) -> bool:

@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
@@ -34,6 +33,7 @@ from digitalhub_provider.runtimes.kfp.dsl import ArgRef, PipelineError, Pipeline
 from digitalhub_provider.runtimes.kfp.server import KFP_RUN_FILE, read_target, run_on_server, safe_env
 from digitalhub_provider.runtimes.kfp.step import STEPS_FOLDER, resolve_function, summary_url
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
+from digitalhub_provider.states import State
 
 PACKAGE_FILE = "pipeline.yaml"
 YAML_LANGS = ("yaml", "yml", "kfp-ir")

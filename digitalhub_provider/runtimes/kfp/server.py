@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from digitalhub_provider.entities.states import State
+from digitalhub_provider.states import State
 
 TARGET_FILE = "kfp_target.json"  # written by the control plane: {host, namespace, experiment_id, reattach_run_id}
 KFP_RUN_FILE = "kfp_run.json"  # written by the runner as soon as the KFP run exists: {kfp_run_id, host}

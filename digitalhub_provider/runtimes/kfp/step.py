@@ -23,7 +23,7 @@ def resolve_function(spec: dict[str, Any], project: str, ctx: Any) -> Any:
     """The step's function: a key, ``name:id``, or a name (latest version, or ``function_id``)."""
     from digitalhub_provider.entities import Function
     from digitalhub_provider.entities.keys import is_key
-    from digitalhub_provider.sdk import crud
+    from digitalhub_provider.stores import crud
 
     ref: str = spec["function"]
     entity_id = spec.get("function_id")

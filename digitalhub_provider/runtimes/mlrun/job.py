@@ -40,11 +40,11 @@ from typing import Any
 from digitalhub_provider.entities import Artifact, Dataitem, Model
 from digitalhub_provider.entities.base import new_id
 from digitalhub_provider.entities.keys import validate_name
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec
 from digitalhub_provider.runtimes.python.sources import DEFAULT_FILENAME, fetch_source
+from digitalhub_provider.states import State
 
 MLRUN_RUN_RESULT = "mlrun_run"
 MLRUN_API_RESULT = "mlrun_api"

@@ -37,7 +37,7 @@ def install() -> Any:
     from mlrun.utils import logger as mlrun_logger
     from mlrun.utils import update_in
 
-    class MemoryRunDB(mlrun.db.nopdb.NopDB):  # type: ignore[misc,name-defined]
+    class MemoryRunDB(mlrun.db.nopdb.NopDB):
         """Runs and artifacts kept in memory; every other call is NopDB's no-op."""
 
         # NopDB warns "not connected to API server" on every attribute access.

@@ -21,12 +21,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digitalhub_provider.entities.states import State
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import RunResult, RunSpec, is_interrupt
 from digitalhub_provider.runtimes.python.handler import declared_outputs
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
+from digitalhub_provider.states import State
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Entity

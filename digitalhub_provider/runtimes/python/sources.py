@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from digitalhub_provider.errors import RunError
 
 if TYPE_CHECKING:
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 DEFAULT_FILENAME = "main.py"
 
@@ -130,4 +130,4 @@ def load_handler(location: Path, handler: str) -> Callable[..., Any]:
     fn = getattr(module, func_name, None)
     if not callable(fn):
         raise RunError(f"handler {func_name!r} not found in {where}")
-    return fn  # type: ignore[no-any-return]
+    return fn

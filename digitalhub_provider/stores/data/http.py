@@ -31,7 +31,7 @@ class HttpDataStore(DataStore):
     def read_bytes(self, url: str) -> bytes:
         try:
             with urllib.request.urlopen(url, timeout=60) as resp:
-                return resp.read()  # type: ignore[no-any-return]
+                return resp.read()
         except (urllib.error.URLError, OSError) as exc:
             raise StoreError(f"cannot read {url!r}: {getattr(exc, 'reason', exc)}") from None
 

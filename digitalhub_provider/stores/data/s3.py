@@ -113,7 +113,7 @@ class S3DataStore(DataStore):
     def read_bytes(self, url: str) -> bytes:
         bucket, key = split_s3(url)
         obj = self._call(url, self.client.get_object, Bucket=bucket, Key=key)
-        return obj["Body"].read()  # type: ignore[no-any-return]
+        return obj["Body"].read()
 
     def exists(self, url: str) -> bool:
         bucket, key = split_s3(url)

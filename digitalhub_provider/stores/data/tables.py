@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from digitalhub_provider.errors import EntityError
 
 if TYPE_CHECKING:
-    from digitalhub_provider.sdk.context import Context
+    from digitalhub_provider.stores.context import Context
 
 
 def _format(path: str, file_format: str | None) -> str:

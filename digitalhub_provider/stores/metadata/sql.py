@@ -179,14 +179,14 @@ class SQLMetadataStore(MetadataStore):
             rows = conn.rows(GET, {"entity_type": entity_type, "id": entity_id, "project": project})
         if not rows:
             raise EntityNotFoundError(f"{entity_type} with id {entity_id!r} not found in project {project!r}")
-        return json.loads(rows[0][0])  # type: ignore[no-any-return]
+        return json.loads(rows[0][0])
 
     def get_latest(self, project: str, entity_type: str, name: str) -> Entity:
         with self._tx(write=False) as conn:
             rows = conn.rows(GET_LATEST, {"project": project, "entity_type": entity_type, "name": name})
         if not rows:
             raise EntityNotFoundError(f"{entity_type} {name!r} not found in project {project!r}")
-        return json.loads(rows[0][0])  # type: ignore[no-any-return]
+        return json.loads(rows[0][0])
 
     def list(
         self,

@@ -18,7 +18,7 @@ from digitalhub_provider.entities.base import new_id, now_iso
 from digitalhub_provider.entities.keys import is_key, parse_key, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
 from digitalhub_provider.errors import EntityError, EntityExistsError, EntityNotFoundError
-from digitalhub_provider.sdk.context import Context, get_context
+from digitalhub_provider.stores.context import Context, get_context
 
 E = TypeVar("E", bound=Entity)
 
@@ -28,7 +28,7 @@ def _ctx(ctx: Context | None) -> Context:
 
 
 def _wrap(cls: type[E], data: dict[str, Any], ctx: Context | None) -> E:
-    return cls.from_dict(data, ctx)  # type: ignore[return-value]
+    return cls.from_dict(data, ctx)
 
 
 # -- projects ---------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def new_project(name: str, description: str | None = None, ctx: Context | None =
     project = Project.build(project=name, name=name, kind="project", uuid=name, description=description, spec=kwargs)
     c.insert("project", project.to_dict())
     project._ctx = ctx
-    return project  # type: ignore[return-value]
+    return project
 
 
 def get_or_create_project(name: str, ctx: Context | None = None, **kwargs: Any) -> Project:

@@ -1,4 +1,5 @@
-"""Run states (DigitalHub's names) and the kind of a run: which runtime, which action."""
+"""Run states (DigitalHub's names) and the kind of a run, shared by the control plane and the runner
+(kept out of the entities package: a runner reads and writes states without loading the entities)."""
 
 from __future__ import annotations
 
