@@ -30,10 +30,6 @@ ENV_MLRUN_API = "DIGITALHUB_MLRUN_API"  # an MLRun API server the mlrun runtime 
 ENV_MLRUN_TOKEN = "DIGITALHUB_MLRUN_TOKEN"  # its token; set from a Kubernetes secret in pods
 
 
-def default_home() -> Path:
-    return Path(os.environ.get(ENV_HOME) or Path.home() / ".digitalhub").expanduser()
-
-
 _SECRET_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "mlrun_token")
 
 

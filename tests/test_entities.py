@@ -174,3 +174,15 @@ def test_extra_fields_are_kept_and_the_entity_owns_its_dicts() -> None:
     out["spec"]["path"] = "/elsewhere"
     out["status"]["rows"] = 4
     assert di.spec["path"] == "/x" and di.status.get("rows") == 3 and di.to_dict()["metadata"]["source"] == "imported"
+
+
+def test_the_task_fields_are_the_task_spec_model_s() -> None:
+    """One list of a task's arguments, in the model's order; the operators, function.run() and KFP steps
+    take theirs from it."""
+    from digitalhub_provider.entities.specs import JOB_TASK_FIELDS, POD_FIELDS, TASK_FIELDS
+    from digitalhub_provider.entities.specs.runs import TaskSpec
+    from digitalhub_provider.runtimes.kfp.dsl import TASK_ARGUMENTS
+
+    assert TASK_FIELDS == tuple(f for f in TaskSpec.model_fields if f != "function")
+    assert set(POD_FIELDS) < set(JOB_TASK_FIELDS) < set(TASK_FIELDS)
+    assert TASK_ARGUMENTS is JOB_TASK_FIELDS

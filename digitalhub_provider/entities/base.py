@@ -285,7 +285,7 @@ class Entity:
     def ctx(self) -> Context:
         if self._ctx is not None:
             return self._ctx
-        from digitalhub_provider import config  # loaded by now: every process reads its settings first
+        import digitalhub_provider.config as config  # loaded by now: every process reads its settings first
 
         if config.context_factory is None:
             raise RuntimeError("no context: import digitalhub_provider.stores.context (dh.* does) first")

@@ -30,14 +30,6 @@ class Material(Entity):
         """Replace the data with a local file."""
         self.ctx.data_store(self.path).upload(source, self.path)
 
-    def local_file(self) -> Path:
-        """A local path to read from: the file itself on a local store, else a download."""
-        store = self.ctx.data_store(self.path)
-        local = store.local_path(self.path)
-        if local is not None:
-            return local
-        return Path(self.download())
-
 
 class Dataitem(Material):
     ENTITY_TYPE = "dataitem"

@@ -1,7 +1,7 @@
 """The in-process launcher: a python run inside the Airflow task's own interpreter.
 
-For python functions without requirements on the worker's own Python (DESIGN.md allows
-it). In Airflow 3 every task instance already runs in a process of its own, so a second
+For python functions without requirements on the worker's own Python (the design allows
+it: see the README's Design section). In Airflow 3 every task instance already runs in a process of its own, so a second
 interpreter for the runner buys little isolation and costs a fresh interpreter, the
 runner's imports and the stores opened a second time (about 0.15 s a task). The run
 contract is unchanged: the RunSpec and the RunResult are files on the data store, the

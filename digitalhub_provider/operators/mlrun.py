@@ -6,12 +6,9 @@ its own environment (Python 3.11 + mlrun), where the runner runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from digitalhub_provider.operators.base import RUN_TEMPLATE_FIELDS, DigitalHubRunOperator
-
-if TYPE_CHECKING:
-    pass
 
 MLRUN_SPEC_FIELDS = ("source", "handler", "image", "tag", "requirements")
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from digitalhub_provider.operators.base import RUN_TEMPLATE_FIELDS, DigitalHubRunOperator
-
-if TYPE_CHECKING:
-    pass
 
 PYTHON_SPEC_FIELDS = (
     "code_src", "code", "base64", "handler", "init_function", "python_version", "lang", "image", "base_image",

@@ -1,7 +1,7 @@
 """Which runtimes exist, what their runs execute, and which environment they need.
 
 Kept free of imports: the control plane reads it without loading any runtime
-library (kfp and mlrun live only in their own environments, see DESIGN.md).
+library (kfp and mlrun live only in their own environments: the README's "Runtime environments").
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def in_process_refusal(kind: str, action: str, spec: dict[str, Any]) -> str | No
     """Why a run of this function cannot run inside the Airflow task's interpreter (None: it can).
 
     Only a python job without requirements on this interpreter's Python version: anything else
-    needs an environment of its own (see DESIGN.md)."""
+    needs an environment of its own)."""
     if (kind, action) != ("python", "job"):
         return f"only python jobs run in process, not {kind}+{action}"
     python_version, requirements = environment_of(kind, spec)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from digitalhub_provider import config
+import digitalhub_provider.config as config
 from digitalhub_provider.config import Settings
 from digitalhub_provider.errors import RunError
 from digitalhub_provider.stores.data import DataStore, join_url, open_data_store, scheme_of

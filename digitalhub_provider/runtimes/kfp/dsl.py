@@ -36,14 +36,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from digitalhub_provider.entities.specs import JOB_TASK_FIELDS
 from digitalhub_provider.errors import DigitalHubError
 
 STEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,253}$")
-# The task arguments a step may set (the same as a run's; validated again when the step runs).
-TASK_ARGUMENTS = (
-    "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile", "backoff_limit",
-)  # fmt: skip
+# The task arguments a step may set: a job's (validated again when the step runs).
+TASK_ARGUMENTS = JOB_TASK_FIELDS
 OUTPUT = "output"  # a step output that is an entity key (dataitem, artifact, model)
 VALUE = "value"  # a step output that is a result (a primitive)
 

@@ -132,12 +132,3 @@ class S3DataStore(DataStore):
             if objs:
                 self._call(url, self.client.delete_objects, Bucket=bucket, Delete={"Objects": objs})
         self._call(url, self.client.delete_object, Bucket=bucket, Key=key)
-
-    def ensure_bucket(self, url: str) -> None:
-        bucket, _ = split_s3(url)
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_bucket(Bucket=bucket)
-        except ClientError:
-            self._call(url, self.client.create_bucket, Bucket=bucket)
