@@ -183,6 +183,6 @@ def test_the_task_fields_are_the_task_spec_model_s() -> None:
     from digitalhub_provider.entities.specs.runs import TaskSpec
     from digitalhub_provider.runtimes.kfp.dsl import TASK_ARGUMENTS
 
-    assert TASK_FIELDS == tuple(f for f in TaskSpec.model_fields if f != "function")
+    assert tuple(f for f in TaskSpec.model_fields if f != "function") == TASK_FIELDS
     assert set(POD_FIELDS) < set(JOB_TASK_FIELDS) < set(TASK_FIELDS)
     assert TASK_ARGUMENTS is JOB_TASK_FIELDS
