@@ -15,9 +15,8 @@ class Terminated(BaseException):
     """SIGTERM reached the runner (its run is being stopped, its pod deleted, its task timed out).
 
     Raised where the runner is, it unwinds like an interrupt: the run's temporary folder and the
-    outputs it had written are removed, and the RunResult records it. Without it the process died
-    on the spot and left its folder behind (and a runner that is a pod's PID 1 ignored SIGTERM,
-    the kernel's rule for PID 1 without a handler, until the kubelet's SIGKILL)."""
+    outputs it had written are removed, and the RunResult records it. A runner that is a pod's
+    PID 1 needs the handler too: the kernel ignores SIGTERM for a PID 1 without one."""
 
 
 def _terminate(signum: int, _frame: Any) -> None:

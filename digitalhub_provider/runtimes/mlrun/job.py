@@ -42,7 +42,7 @@ from digitalhub_provider.entities.base import new_id
 from digitalhub_provider.entities.keys import validate_name
 from digitalhub_provider.errors import DigitalHubError, RunError
 from digitalhub_provider.runtimes.context import RunnerContext
-from digitalhub_provider.runtimes.contract import RunResult, RunSpec
+from digitalhub_provider.runtimes.contract import RunResult, RunSpec, is_interrupt
 from digitalhub_provider.runtimes.python.sources import DEFAULT_FILENAME, fetch_source
 from digitalhub_provider.states import State
 
@@ -85,6 +85,8 @@ def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
         return RunResult(run_id=spec.run_id, state=State.COMPLETED.value, outputs=outputs, results=results)
     except BaseException as exc:
         _cleanup(ctx, written)
+        if is_interrupt(exc):  # a stop or a timeout: the runner records it, as for every runtime
+            raise
         if isinstance(exc, MlrunRunFailed):
             message, tb = exc.args
             if api and exc.record:
