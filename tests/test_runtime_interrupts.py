@@ -31,12 +31,15 @@ def test_a_stop_while_outputs_upload_removes_them_and_reaches_the_runner(
 ) -> None:
     import importlib
 
+    import inspect
+
     module = importlib.import_module(f"digitalhub_provider.runtimes.{runtime}.job")
     ctx = RunnerContext(Settings.from_env())
     uploaded = ctx.data_url("demo", "dataitem", "out", "x", "data.parquet")
+    signature = inspect.signature(module.map_outputs)
 
     def upload_then_stop(*args: Any, **kwargs: Any) -> Any:
-        written = next(a for a in args if isinstance(a, list))
+        written = signature.bind(*args, **kwargs).arguments["written"]
         ctx.data_store(uploaded).write_bytes(uploaded, b"half of it")
         written.append(uploaded)
         raise Terminated("the runner received signal 15 (SIGTERM)")
