@@ -30,7 +30,6 @@ def test_a_stop_while_outputs_upload_removes_them_and_reaches_the_runner(
     runtime: str, dh_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib
-
     import inspect
 
     module = importlib.import_module(f"digitalhub_provider.runtimes.{runtime}.job")
