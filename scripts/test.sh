@@ -7,6 +7,7 @@ bash scripts/setup-env.sh
 .venv/bin/ruff format --check digitalhub_provider tests dags bench
 .venv/bin/mypy digitalhub_provider
 .venv/bin/lint-imports
+bash scripts/docs.sh  # the documentation site, strict: a warning fails
 # The wheel and sdist, installed in a fresh virtualenv: the demo DAG, an SDK run, a runtime env.
 bash scripts/wheel-check.sh
 # Runtime virtualenvs built by the tests are cached here between runs.

@@ -44,6 +44,72 @@ class KfpPipelineOperator(DigitalHubRunOperator):
     ``inputs`` (entity keys) and ``parameters`` are the pipeline's arguments. With ``kfp_host``
     (the task's, else the connection's extra) the pipeline runs on that KFP API server; a retry
     reattaches to the KFP run of the earlier try unless it failed; killing the task terminates it.
+
+    Args:
+        workflow: The workflow's name (alias of ``function``; default: the task id).
+        workflow_key: A workflow's key (alias of ``function_key``): that version.
+        code_src: The pipeline's source: a local file (relative paths are read from the DAG
+            file's folder), a zip or a git repository.
+        code: The source as a string (instead of ``code_src``).
+        base64: The source, base64-encoded (instead of ``code_src``).
+        handler: The pipeline function written with the DSL (``function`` or
+            ``module:function``); not with ``kfp_pipeline`` or ``pipeline_package_path``.
+        lang: The source's language (``"yaml"`` for ``pipeline_package_path``).
+        image: The image the steps run in on a KFP API server (it needs kfp and this package).
+        tag: The image's tag.
+        pipeline_package_path: A precompiled KFP IR YAML package, the workflow's source.
+            Templated.
+        kfp_pipeline: A plain kfp ``@dsl.pipeline`` as ``"module:function"``. Templated.
+        kfp_host: A KFP API server to run on (default: the connection's ``kfp_host`` extra;
+            neither: ``kfp.local`` in the kfp environment). Templated.
+        kfp_namespace: The KFP namespace (default: the connection's ``kfp_namespace``).
+        kfp_experiment_id: The KFP experiment (default: the connection's ``kfp_experiment_id``).
+            Templated.
+        kfp_poll_interval: Seconds between two polls of the KFP run's state.
+        reattach_on_retry: A retry reattaches to the KFP run of the earlier try (same host)
+            unless that run failed or was canceled.
+        action: ``"pipeline"``, the kfp runtime's action.
+        **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
+
+    Other Parameters:
+        project (str): The DigitalHub project of the workflow and of its runs. Templated.
+        function (str | None): The workflow's name (same as ``workflow``). Templated.
+        function_key (str | None): A workflow's key (same as ``workflow_key``). Templated.
+        inputs (dict[str, Any] | None): ``{pipeline argument: entity key}``. Templated.
+        parameters (dict[str, Any] | None): The pipeline's other arguments, by name. Templated.
+        outputs (list[str] | dict[str, str] | None): Kept on the run's spec; the workflow run's
+            outputs are its steps' (``"{step}.{name}"``).
+        values (list[str] | None): Kept on the run's spec; the workflow run's results are its
+            steps' (``"{step}.{name}"``).
+        local_execution (bool | None): ``True``: the workflow's runner on the local launcher;
+            ``False``: in a pod on Kubernetes; unset: the connection's ``launcher`` extra.
+        in_process (bool | None): A pipeline never runs in the task's interpreter: leave unset
+            (``True`` ends the run ERROR).
+        node_selector (list[dict[str, Any]] | dict[str, str] | None): Task argument: the pod's
+            node selector (a dict, or DigitalHub's list of ``{key, value}``).
+        volumes (list[dict[str, Any]] | None): Task argument: DigitalHub volumes mounted in the pod
+            (``volume_type``: ``persistent_volume_claim``, ``config_map``, ``secret`` or
+            ``empty_dir``; ``name``, ``mount_path``, ``spec``).
+        resources (dict[str, Any] | None): Task argument: ``{"cpu": "500m", "mem": {"requests":
+            "256Mi", "limits": "1Gi"}, "gpu": {"limits": "1"}}``; a plain value is request and limit.
+        affinity (dict[str, Any] | None): Task argument: the pod's affinity (snake_case or
+            camelCase keys).
+        tolerations (list[dict[str, Any]] | None): Task argument: the pod's tolerations
+            (snake_case or camelCase keys).
+        envs (list[dict[str, Any]] | None): Task argument: environment variables,
+            ``[{"name": ..., "value": ...}]``. Templated.
+        secrets (list[str] | None): Task argument: names of Kubernetes secrets, injected into the
+            pod with ``envFrom`` (their values never in the spec).
+        profile (str | None): Task argument: a named template of task arguments from the
+            connection's ``profiles`` extra.
+        backoff_limit (int | None): Airflow's ``retries``, with exponential backoff
+            (``retry_exponential_backoff=2.0``), unless the DAG sets ``retries`` itself.
+        labels (list[str] | None): Extra labels for the run (the task instance's ``airflow.*``
+            labels are always added).
+        digitalhub_conn_id (str): The ``digitalhub`` connection; without one defined, the
+            embedded default under ``$DIGITALHUB_HOME``.
+        deferrable (bool): Kubernetes only: wait for the pod in Airflow's triggerer.
+        run_as_root (bool): Kubernetes only: run the pod as root (default: user 1000, non-root).
     """
 
     template_fields = (

@@ -26,6 +26,63 @@ class MlrunJobOperator(DigitalHubRunOperator):
     (extra ``mlrun_api``, token in ``mlrun_token``), the run, its project and its artifacts are
     then registered there too (the result ``mlrun_api`` is the server's URL); a failed
     registration fails the task and leaves nothing behind.
+
+    Args:
+        source: ``{"source": path or git+https://...#ref, zip+s3://..., zip+file://...,
+            http(s)://...}``, ``{"code": "..."}`` or ``{"base64": "..."}`` (+ ``"lang"``); a
+            relative local path is read from the DAG file's folder.
+        handler: ``function`` (in the file, or ``main.py`` of an archive) or ``module:function``
+            (absolute imports from the archive root).
+        image: MLRun's own image, kept on the function and passed to MLRun (not the pod's).
+        tag: MLRun's image tag.
+        requirements: Extra pip packages for the mlrun environment.
+        **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
+
+    Other Parameters:
+        project (str): The DigitalHub project of the function and of its runs. Templated.
+        function (str | None): The function's name (default: the task id). Templated.
+        function_key (str | None): A function's key (``store://project/function/mlrun/name:id``):
+            that version, instead of ``function``. Templated.
+        action (str | None): ``"job"`` (default) or ``"build"`` (build the mlrun environment
+            ahead of time).
+        inputs (dict[str, Any] | None): ``{mlrun argument: entity key}``: each dataitem, artifact
+            or model is given to MLRun as a local file. Templated.
+        parameters (dict[str, Any] | None): MLRun params, passed to the handler by name.
+            Templated.
+        outputs (list[str] | dict[str, str] | None): ``{"mlrun artifact key": "our name"}``
+            renames, or a list of keys that must be produced; every MLRun artifact becomes an
+            output (dataset: a ``table`` dataitem; model: a model; else an artifact). Templated.
+        values (list[str] | None): The MLRun results that become run results (all of them when not
+            given); the MLRun run record is always the result ``mlrun_run``. Templated.
+        local_execution (bool | None): ``True``: the local launcher; ``False``: a pod on
+            Kubernetes; unset: the connection's ``launcher`` extra (default local).
+        in_process (bool | None): An mlrun function always runs in its own process: leave unset
+            (``True`` ends the run ERROR).
+        node_selector (list[dict[str, Any]] | dict[str, str] | None): Task argument: the pod's
+            node selector (a dict, or DigitalHub's list of ``{key, value}``).
+        volumes (list[dict[str, Any]] | None): Task argument: DigitalHub volumes mounted in the pod
+            (``volume_type``: ``persistent_volume_claim``, ``config_map``, ``secret`` or
+            ``empty_dir``; ``name``, ``mount_path``, ``spec``).
+        resources (dict[str, Any] | None): Task argument: ``{"cpu": "500m", "mem": {"requests":
+            "256Mi", "limits": "1Gi"}, "gpu": {"limits": "1"}}``; a plain value is request and limit.
+        affinity (dict[str, Any] | None): Task argument: the pod's affinity (snake_case or
+            camelCase keys).
+        tolerations (list[dict[str, Any]] | None): Task argument: the pod's tolerations
+            (snake_case or camelCase keys).
+        envs (list[dict[str, Any]] | None): Task argument: environment variables,
+            ``[{"name": ..., "value": ...}]``. Templated.
+        secrets (list[str] | None): Task argument: names of Kubernetes secrets, injected into the
+            pod with ``envFrom`` (their values never in the spec).
+        profile (str | None): Task argument: a named template of task arguments from the
+            connection's ``profiles`` extra.
+        backoff_limit (int | None): Airflow's ``retries``, with exponential backoff
+            (``retry_exponential_backoff=2.0``), unless the DAG sets ``retries`` itself.
+        labels (list[str] | None): Extra labels for the run (the task instance's ``airflow.*``
+            labels are always added).
+        digitalhub_conn_id (str): The ``digitalhub`` connection; without one defined, the
+            embedded default under ``$DIGITALHUB_HOME``.
+        deferrable (bool): Kubernetes only: wait for the pod in Airflow's triggerer.
+        run_as_root (bool): Kubernetes only: run the pod as root (default: user 1000, non-root).
     """
 
     template_fields = RUN_TEMPLATE_FIELDS

@@ -24,6 +24,74 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
     A function without requirements on the worker's Python runs inside this task's interpreter
     (``in_process``, unset: when it can; ``False``: always a subprocess; ``True``: required), with
     the same RunSpec, RunResult, run log, kill and timeout behaviour as in a subprocess.
+
+    The function's spec is never templated (source code has braces of its own); the run's
+    arguments marked *Templated* are.
+
+    Args:
+        code_src: The source: a local file (a relative path is read from the DAG file's folder),
+            ``git+https://host/owner/repo.git#ref``, ``zip+s3://bucket/key.zip``,
+            ``zip+file:///path.zip`` or an ``http(s)://`` file.
+        code: The source as a string (instead of ``code_src``).
+        base64: The source, base64-encoded (instead of ``code_src``).
+        handler: ``function`` (in the source file, or ``main.py`` of an archive) or
+            ``module:function``.
+        init_function: DigitalHub's ``init_function``, kept on the spec (a job does not call it).
+        python_version: ``"PYTHON3_10"`` to ``"PYTHON3_13"`` (default: the worker's Python);
+            another version than the worker's runs in a cached virtualenv.
+        lang: The source's language, kept on the spec.
+        image: The pod's image on Kubernetes.
+        base_image: The pod's image on Kubernetes when ``image`` is not set.
+        requirements: pip requirements, installed in a cached virtualenv for the function.
+        **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
+
+    Other Parameters:
+        project (str): The DigitalHub project of the function and of its runs. Templated.
+        function (str | None): The function's name (default: the task id). Templated.
+        function_key (str | None): A function's key (``store://project/function/python/name:id``):
+            that version, instead of ``function``. Templated.
+        action (str | None): ``"job"`` (default) or ``"build"`` (build the function's environment
+            ahead of time).
+        inputs (dict[str, Any] | None): ``{argument: entity key}``: dataitems, artifacts and models
+            given to the handler as objects (an upstream task's ``output["name"]`` fits). Templated.
+        parameters (dict[str, Any] | None): Values given to the handler by name. Templated.
+        outputs (list[str] | dict[str, str] | None): Names for the handler's return values (a
+            list, when the handler does not name them with ``@handler(outputs=...)``), or
+            ``{returned name: our name}`` renames. Templated.
+        values (list[str] | None): Result names, kept on the run's spec (the python runtime keeps
+            every result). Templated.
+        local_execution (bool | None): ``True``: the local launcher; ``False``: a pod on
+            Kubernetes; unset: the connection's ``launcher`` extra (default local).
+        in_process (bool | None): Local launcher only. Unset: a python job without requirements
+            on the worker's Python runs inside the task's interpreter, anything else in a
+            subprocess (the connection extra ``in_process: false`` turns this off); ``False``:
+            always a subprocess; ``True``: inside the task, or the run ends ERROR (nothing built)
+            when the function cannot.
+        node_selector (list[dict[str, Any]] | dict[str, str] | None): Task argument: the pod's
+            node selector (a dict, or DigitalHub's list of ``{key, value}``).
+        volumes (list[dict[str, Any]] | None): Task argument: DigitalHub volumes mounted in the pod
+            (``volume_type``: ``persistent_volume_claim``, ``config_map``, ``secret`` or
+            ``empty_dir``; ``name``, ``mount_path``, ``spec``).
+        resources (dict[str, Any] | None): Task argument: ``{"cpu": "500m", "mem": {"requests":
+            "256Mi", "limits": "1Gi"}, "gpu": {"limits": "1"}}``; a plain value is request and limit.
+        affinity (dict[str, Any] | None): Task argument: the pod's affinity (snake_case or
+            camelCase keys).
+        tolerations (list[dict[str, Any]] | None): Task argument: the pod's tolerations
+            (snake_case or camelCase keys).
+        envs (list[dict[str, Any]] | None): Task argument: environment variables,
+            ``[{"name": ..., "value": ...}]``. Templated.
+        secrets (list[str] | None): Task argument: names of Kubernetes secrets, injected into the
+            pod with ``envFrom`` (their values never in the spec).
+        profile (str | None): Task argument: a named template of task arguments from the
+            connection's ``profiles`` extra.
+        backoff_limit (int | None): Airflow's ``retries``, with exponential backoff
+            (``retry_exponential_backoff=2.0``), unless the DAG sets ``retries`` itself.
+        labels (list[str] | None): Extra labels for the run (the task instance's ``airflow.*``
+            labels are always added).
+        digitalhub_conn_id (str): The ``digitalhub`` connection; without one defined, the
+            embedded default under ``$DIGITALHUB_HOME``.
+        deferrable (bool): Kubernetes only: wait for the pod in Airflow's triggerer.
+        run_as_root (bool): Kubernetes only: run the pod as root (default: user 1000, non-root).
     """
 
     template_fields = RUN_TEMPLATE_FIELDS
