@@ -280,34 +280,35 @@ class KubernetesLauncher(Launcher):
         self.deferrable = deferrable
         self.run_as_root = run_as_root
         self.event = event
-        self.fn: Executable | None = None
+        self.manifest: dict[str, Any] | None = None  # checked by prepare, started by start
         self.pod_operator: Any = None  # the KubernetesPodOperator of the last start or reattach
 
     def prepare(self, fn: Executable, run: Run, ctx: Context) -> str:
         """Checks the pod (every task argument) before anything is created; the environment is the image."""
-        self.fn = fn
-        manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root)
-        return f"image {manifest['spec']['containers'][0]['image']}"
+        self.manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root)
+        return f"image {self.manifest['spec']['containers'][0]['image']}"
 
     def inline_runspec(self, spec_json: bytes) -> bool:
         return len(spec_json) <= INLINE_RUNSPEC_MAX
 
-    def _pod_operator(self, fn: Executable, run: Run, ctx: Context, runspec: str | None = None) -> Any:
-        manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root, runspec=runspec)
+    def _start_pod_operator(self, manifest: dict[str, Any]) -> Any:
         self.pod_operator = pod_operator(self.task_id, manifest, self.k8s, deferrable=self.deferrable)
         return self.pod_operator
 
     def start(self, spec: RunSpec, run: Run, ctx: Context) -> PodHandle:
-        if self.fn is None:
+        """The prepared pod, with the RunSpec inline in its environment when it is small."""
+        if self.manifest is None:
             raise RuntimeError("KubernetesLauncher.start before prepare")
-        kpo = self._pod_operator(self.fn, run, ctx, runspec=spec.to_json().decode())
-        return PodHandle(kpo, self.context, self.deferrable)
+        runspec = spec.to_json().decode()
+        if len(runspec) <= INLINE_RUNSPEC_MAX:
+            self.manifest["spec"]["containers"][0]["env"].append({"name": ENV_RUNSPEC, "value": runspec})
+        return PodHandle(self._start_pod_operator(self.manifest), self.context, self.deferrable)
 
     def reattach(self, fn: Executable, run: Run, ctx: Context) -> PodHandle:
         """KubernetesPodOperator finds the pod of the earlier attempt (or, back from a deferral, takes
         the trigger's event); a pod that is gone is started again from the stored RunSpec."""
-        self.fn = fn
-        return PodHandle(self._pod_operator(fn, run, ctx), self.context, self.deferrable, self.event)
+        manifest = pod_manifest_for_run(run, fn, ctx, self.k8s, run_as_root=self.run_as_root)
+        return PodHandle(self._start_pod_operator(manifest), self.context, self.deferrable, self.event)
 
     def is_deferral(self, exc: BaseException) -> bool:
         from airflow.providers.common.compat.sdk import TaskDeferred

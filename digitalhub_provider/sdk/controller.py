@@ -171,12 +171,8 @@ class RunController:
                 return None
             spec = build_runspec(run, fn, self.ctx)
             spec_json = spec.to_json()
-            upload = None
-            if launcher.inline_runspec(spec_json):
-                # The runner has it inline: storing it (on S3 the first call of this process, ~0.4 s of
-                # client set-up) overlaps the runner's start instead of delaying it.
-                upload = _Background(store_runspec, spec, self.ctx, spec_json)
-            else:
+            inline = launcher.inline_runspec(spec_json)
+            if not inline:
                 store_runspec(spec, self.ctx, spec_json)
             if run.state == State.BUILT.value:
                 self.transition(run, State.READY, persist=not launcher.quick)
@@ -191,6 +187,10 @@ class RunController:
         except Exception as exc:  # the launcher refused what it was given
             self._end(run, State.ERROR, f"cannot start the runner: {exc}")
             return None
+        # A runner that has its RunSpec inline does not wait for the file: storing it (on S3 the first
+        # call of this process, ~0.4 s of client set-up) overlaps the runner's run. It starts after
+        # launcher.start, whose imports (KubernetesPodOperator's) it would otherwise slow down.
+        upload = _Background(store_runspec, spec, self.ctx, spec_json) if inline else None
         started = self._register(run, Started(handle, launcher, upload))
         try:
             self.transition(run, State.RUNNING, **handle.status)
