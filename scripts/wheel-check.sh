@@ -6,7 +6,7 @@
 # of reach (working directory outside it, no PYTHONPATH), checks:
 #   a. `airflow providers list` shows the provider;
 #   b. the demo DAG world_cities end to end (`airflow dags test`, as scripts/demo.sh), both runs COMPLETED;
-#   c. an SDK run (the README's "SDK in five minutes");
+#   c. an SDK run (docs/sdk.md, "The SDK in five minutes");
 #   d. a runtime environment built from the installed package (a function with a requirement).
 # Needs .venv with the dev extra (build, twine): scripts/setup-env.sh. WHEEL_CHECK_KEEP=1 keeps the
 # temporary folder (its path is printed) to look at the logs.
@@ -140,7 +140,7 @@ print(f"both runs COMPLETED; dataitem world-cities has {len(df)} rows")
 PY
 )
 
-step "c. an SDK run (the README's SDK in five minutes, local_execution=True)"
+step "c. an SDK run (the SDK in five minutes of docs/sdk.md, local_execution=True)"
 (cd "$WORK/run" && "$VENV/bin/python" - <<'PY'
 import pandas as pd
 import digitalhub_provider as dh

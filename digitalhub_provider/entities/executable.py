@@ -14,7 +14,7 @@ class Executable(Entity):
     """An entity that tasks run: a Function or a Workflow."""
 
     def run(self, action: str | None = None, wait: bool = True, **kwargs: Any) -> Run:
-        """Create a task and a run for ``action`` and execute it (see the README)."""
+        """Create a task and a run for ``action`` and execute it (docs/sdk.md, "Runs")."""
         return self.ctx.runs.run_executable(self, action=action, wait=wait, **kwargs)
 
 

@@ -1,8 +1,8 @@
 """The in-process launcher: a python run inside the Airflow task's own interpreter.
 
-For python functions without requirements on the worker's own Python (the design allows
-it: see the README's Design section). In Airflow 3 every task instance already runs in a process of its own, so a second
-interpreter for the runner buys little isolation and costs a fresh interpreter, the
+For python functions without requirements on the worker's own Python (docs/design.md,
+"Runtime environments"). In Airflow 3 every task instance already runs in a process of its
+own, so a second interpreter for the runner buys little isolation and costs a fresh interpreter, the
 runner's imports and the stores opened a second time (about 0.15 s a task). The run
 contract is unchanged: the RunSpec and the RunResult are files on the data store, the
 control plane alone writes the run's status, and the run's log file gets everything

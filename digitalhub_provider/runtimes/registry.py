@@ -1,7 +1,7 @@
 """Which runtimes exist, what their runs execute, and which environment they need.
 
 Kept free of imports: the control plane reads it without loading any runtime
-library (kfp and mlrun live only in their own environments: the README's "Runtime environments").
+library (kfp and mlrun live only in their own environments: docs/design.md, "Runtime environments").
 """
 
 from __future__ import annotations
