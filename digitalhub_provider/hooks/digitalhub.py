@@ -1,33 +1,46 @@
 """DigitalHubHook: the stores of a ``digitalhub`` Airflow connection.
 
 Connection fields (all optional; an undefined ``digitalhub_default`` means the
-embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``):
+embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``). The form, its groups
+and what each field's emptiness means: :mod:`digitalhub_provider.hooks.fields`. In short:
 
 - ``metadata_url``: SQLAlchemy URL of the metadata store, without the password;
 - ``metadata_password``: its password (masked);
 - ``data_url``: a local folder or ``s3://bucket/prefix``;
 - ``s3_endpoint_url`` / ``s3_region``: for MinIO or another S3 API;
 - login / password: the S3 access key id and secret (the password is masked);
+- ``launcher`` / ``in_process``: where runs execute when a task does not say;
 - ``ui_url``: where a DigitalHub console shows runs (used by the task's extra link);
+- the Kubernetes launcher's settings (``namespace``, ``service_account``, ``profiles``...);
+- ``kfp_host`` / ``kfp_namespace`` / ``kfp_experiment_id``: a KFP API server for kfp workflows;
 - ``mlrun_api``: an MLRun API server (``http(s)://host:port``, no credentials in it) the mlrun
   runtime registers its runs and artifacts with, after running them; ``mlrun_token`` its token (masked).
 
-The extras (these and the launcher's) are read and typed once, into :attr:`DigitalHubHook.connection_extras`
-(:class:`~digitalhub_provider.connection_extras.ConnectionExtras`); nothing else reads the raw keys.
+The extras are read and typed once, into :attr:`DigitalHubHook.connection_extras`
+(:class:`~digitalhub_provider.connection_extras.ConnectionExtras`); nothing else reads the raw keys
+(:meth:`DigitalHubHook.names_a_console` reads ``ui_url`` alone, where a DAG is serialised).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from digitalhub_provider.config import Settings, with_password
-from digitalhub_provider.connection_extras import ConnectionExtras
+from digitalhub_provider.connection_extras import ConnectionExtras, ConnectionExtrasError
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
-from digitalhub_provider.sdk.context import Context
+
+if TYPE_CHECKING:  # the stores load when a task asks for them, not where a DAG is parsed or serialised
+    from digitalhub_provider.sdk.context import Context
+
+# names_a_console's answers by connection id, for this long: one DAG file's tasks, serialised together, share
+# one look-up (the DAG processor parses each file in a process of its own).
+CONSOLE_LOOKUP_SECONDS = 10.0
+_console_answers: dict[str, tuple[float, bool | None]] = {}
 
 
 class DigitalHubHook(BaseHook):
@@ -45,10 +58,52 @@ class DigitalHubHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """For an Airflow that reads it from the hook (3.3 reads ``ui-field-behaviour`` in the provider info)."""
         return {
             "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
             "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
         }
+
+    @classmethod
+    def names_a_console(cls, conn_id: str) -> bool | None:
+        """Whether connection ``conn_id`` names a DigitalHub console (``ui_url``): ``False`` when it is not
+        defined or names none, ``None`` when it cannot be read here (the caller decides). Never raises.
+
+        Reads that one key, without building the connection's settings: the operators ask it where a DAG is
+        serialised (the DAG processor, ``dag.test()``), to declare their extra link only with a console.
+        Answers are kept :data:`CONSOLE_LOOKUP_SECONDS` per connection id."""
+        now = time.monotonic()
+        known = _console_answers.get(conn_id)
+        if known is not None and now - known[0] < CONSOLE_LOOKUP_SECONDS:
+            return known[1]
+        answer = cls._console_named(conn_id)
+        _console_answers[conn_id] = (now, answer)
+        return answer
+
+    @classmethod
+    def _console_named(cls, conn_id: str) -> bool | None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = cls.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return False
+        except Exception:  # e.g. a secrets backend that refuses this process: unknown
+            import logging
+
+            logging.getLogger(__name__).debug("connection %r could not be read for its ui_url", conn_id, exc_info=True)
+            return None
+        try:
+            url = ConnectionExtras.ui_url_of(cls._extra_of(conn), conn_id)
+        except ConnectionExtrasError:  # not a string, or the extra not a JSON object: the task fails anyway
+            return None
+        return bool(url and url.strip())
+
+    @staticmethod
+    def _extra_of(conn: Any) -> Any:
+        """The connection's extra JSON as Airflow parses it: where this hook reads the raw extras."""
+        return conn.extra_dejson or {}
 
     @property
     def connection_extras(self) -> ConnectionExtras:
@@ -75,7 +130,7 @@ class DigitalHubHook(BaseHook):
             self._connection_extras = ConnectionExtras()
             self._settings = base
             return base
-        extra = conn.extra_dejson or {}
+        extra = self._extra_of(conn)
         self.extras = extra
         extras = ConnectionExtras.from_dict(extra, conn_id=self.digitalhub_conn_id)
         self._connection_extras = extras
@@ -100,6 +155,8 @@ class DigitalHubHook(BaseHook):
         return self._settings
 
     def get_context(self) -> Context:
+        from digitalhub_provider.sdk.context import Context
+
         return Context(self.get_settings())
 
     def test_connection(self) -> tuple[bool, str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from digitalhub_provider.links.run import DigitalHubRunLink
+from digitalhub_provider.links.run import DigitalHubRunLink, RunLinks
 from digitalhub_provider.operators.airflow_internals import renders_to_itself, template_fields_with
 
 if TYPE_CHECKING:
@@ -33,6 +33,13 @@ LABEL_PREFIX = "airflow."
 RUN_TEMPLATE_FIELDS = ("project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values")
 
 
+def _names_a_console(conn_id: str) -> bool | None:
+    """Whether the connection names a DigitalHub console (asked where a DAG is serialised: see RunLinks)."""
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+
+    return DigitalHubHook.names_a_console(conn_id)
+
+
 class DigitalHubRunOperator(BaseOperator):
     """Base of the runtime operators: run one action of a DigitalHub function as an Airflow task."""
 
@@ -40,7 +47,8 @@ class DigitalHubRunOperator(BaseOperator):
     function_kind = "python"
     spec_fields: Sequence[str] = ()
     source_hint = "code_src, code or base64"  # how a task gives the function's source
-    operator_extra_links: tuple[DigitalHubRunLink, ...] = (DigitalHubRunLink(),)
+    # The run link, declared only when the task's connection names a console (see RunLinks).
+    operator_extra_links = RunLinks(_names_a_console)
 
     def __init__(
         self,
@@ -221,6 +229,9 @@ class DigitalHubRunOperator(BaseOperator):
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
         from digitalhub_provider.sdk.controller import RunController
 
+        # The links Airflow pushes to XCom when the task ends (one Execution API request each): none until
+        # a run exists, then the run link with a console URL only (nothing a browser could open without).
+        self.operator_extra_links = ()
         dag = context.get("dag") or (self.dag if self.has_dag() else None)
         fileloc = getattr(dag, "fileloc", None)
         self._dag_folder = os.path.dirname(fileloc) if fileloc else None
@@ -255,10 +266,8 @@ class DigitalHubRunOperator(BaseOperator):
         self._run = run
         self._kubernetes = kubernetes
         self.run_link = self._link(hook, run)
-        if not self.run_link:
-            # Airflow stores every extra link in XCom once the task ends (one more Execution API
-            # request per task); without a console there is nothing a browser could open.
-            self.operator_extra_links = ()
+        if self.run_link:
+            self.operator_extra_links = (DigitalHubRunLink(),)
         return hook, controller, fn, run
 
     def make_launcher(
@@ -321,13 +330,34 @@ class DigitalHubRunOperator(BaseOperator):
             return controller.follow(run, started)
 
     def _complete(self, context: AirflowContext, run: Run) -> dict[str, Any]:
+        """The run's end in the task log: the run's own traceback when it has one (the handler's frames,
+        not this process's), then one line: state, message, outputs and results. A run that did not
+        complete fails the task with that line, raised without a chained exception."""
         from airflow.sdk.exceptions import AirflowException
 
         from digitalhub_provider.entities import State
 
-        if run.state != State.COMPLETED.value:
-            raise AirflowException(f"DigitalHub run {run.key} ended {run.state}: {run.status.message}")
-        return self.push_xcom(context, run)
+        def shown(value: Any) -> str:
+            text = repr(value)
+            return text if len(text) <= 80 else f"{text[:77]}..."
+
+        status = run.status
+        outputs: dict[str, Any] = status.get("outputs") or {}
+        results: dict[str, Any] = status.get("results") or {}
+        completed = run.state == State.COMPLETED.value
+        summary = f"DigitalHub run {run.key} ended {run.state}"
+        if not completed:
+            summary += ": " + " ".join(str(status.message or "no message").splitlines())
+        summary += "; outputs: " + (", ".join(f"{k}={v}" for k, v in outputs.items()) or "none")
+        summary += "; results: " + (", ".join(f"{k}={shown(v)}" for k, v in results.items()) or "none")
+        if completed:
+            self.log.info("%s", summary)
+            return self.push_xcom(context, run)
+        traceback = status.get("traceback")
+        if traceback:
+            self.log.error("Traceback of DigitalHub run %s:\n%s", run.key, str(traceback).rstrip())
+        self.log.error("%s", summary)
+        raise AirflowException(summary) from None
 
     def runs_in_process(self, fn: Executable, run: Run, hook: Any = None) -> bool:
         """Whether the run goes inside this task's interpreter: ``in_process=True`` asks for it (an error
