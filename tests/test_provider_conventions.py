@@ -10,8 +10,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow-provider-digitalhub"
 DOCS = "https://scc-digitalhub.github.io/airflow-provider-digitalhub/"
@@ -108,11 +106,6 @@ def test_the_changelog_heads_with_this_version() -> None:
     assert "digitalhub_provider/version.py" in text  # the scheme is written down
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs setup.cfg [metadata] project_urls = Documentation = " + DOCS + " and a reinstall (pip install -e .): "
-    "remove this mark then",
-)
 def test_the_providers_page_links_to_the_documentation() -> None:
     """Airflow 3.3.2 takes the Providers page's link from the distribution's ``Project-URL: Documentation``
     (setup.cfg's project_urls), overwriting the provider info's ``documentation-url``; without it the page links
