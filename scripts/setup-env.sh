@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  -e ".[airflow,data,s3,postgres,kubernetes,dev,docs]" \
+  -e ".[airflow,data,s3,postgres,kubernetes,api,dev,docs]" \
   "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-cncf-kubernetes==${CNCF_VERSION}"
 # Bytecode for the provider, as a wheel install writes it (an editable install under
 # PYTHONDONTWRITEBYTECODE would compile it again in every Airflow task process).

@@ -65,6 +65,29 @@ def test_runs_by_function_and_state_with_pages(store_url: str) -> None:
     assert store.delete("p", "run", function_name="b", function_ids=["v1"]) == 20
 
 
+def test_count_and_function_versions_in_keys_and_runtime_references(store_url: str) -> None:
+    """DigitalHub Core's SDK points runs at ``python://p/f:ID``, this package at ``store://`` keys:
+    both select the function's runs, and one version of it; counts agree with the lists."""
+    store = open_metadata_store(store_url)
+    runs = [_run(i, "a") for i in range(6)]
+    for i, (_, body) in enumerate(runs):
+        if i % 2:
+            body["spec"]["function"] = f"python://p/a:v{i % 3}"
+    store.write(create=runs)
+    assert store.count("p", "run") == 6 and store.count("p", "run", function_name="a") == 6
+    v1 = {e["id"] for e in store.list("p", "run", function_name="a", function_id="v1")}
+    assert v1 == {"run0", "run1", "run2", "run4"}  # even runs: store://...:v1; run1: python://p/a:v1
+    assert store.count("p", "run", function_name="a", function_id="v1") == 4
+    assert store.count("p", "run", function_name="a", function_id="v2") == 1  # run5
+    assert store.count("p", "run", function_name="a", function_id="v9") == 0
+    store.write(create=[_fn(1), _fn(2), _fn(3, "other"), ("project", {"id": "p", "project": "p", "name": "p",
+                                                                     "kind": "project", "spec": {}})])  # fmt: skip
+    assert store.count("p", "function") == 2 and store.count("p", "function", all_versions=True) == 3
+    assert "p" in [e["name"] for e in store.list(None, "project")] and store.count(None, "project") >= 1
+    with pytest.raises(StoreError, match="needs a project"):
+        store.list(None, "function")
+
+
 def test_list_and_delete_filters(store_url: str) -> None:
     store = open_metadata_store(store_url)
     states = ["RUNNING", "ERROR", "COMPLETED", "CREATED"]

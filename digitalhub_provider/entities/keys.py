@@ -91,3 +91,21 @@ def parse_key(key: object) -> Key:
     if sep:
         validate_id(entity_id)
     return Key(project, entity_type, kind, name, entity_id or None)
+
+
+# DigitalHub Core's own reference to a function version, as its SDK writes it in a task's or run's
+# spec: ``python://project/name:id``.
+RUNTIME_REF = re.compile(r"^[a-z][a-z0-9+.-]*://(?P<project>[^/]+)/(?P<name>[^/:]+)(?::(?P<id>[^/:]+))?$")
+
+
+def function_ref(ref: object) -> tuple[str | None, str | None]:
+    """The (name, id) of the function or workflow a task's or run's spec points to, from a key
+    (``store://p/function/python/f:id``) or a runtime reference (``python://p/f:id``); (None, None)
+    for anything else. A malformed key is an :class:`EntityError`."""
+    if not isinstance(ref, str):
+        return None, None
+    if ref.startswith(SCHEME):
+        key = parse_key(ref)  # a malformed key is an error, not "no function"
+        return key.name, key.id
+    match = RUNTIME_REF.match(ref)
+    return (match["name"], match["id"]) if match else (None, None)

@@ -28,11 +28,11 @@ class _Overlay(MetadataStore):
     def _real(self) -> MetadataStore:
         return Context.metadata.fget(self.ctx)  # type: ignore[attr-defined]
 
-    def _mine(self, project: str, entity_type: str) -> list[Entity]:
+    def _mine(self, project: str | None, entity_type: str) -> list[Entity]:
         return [
             r["entity"]
             for r in reversed(self.ctx.logged)
-            if r["type"] == entity_type and r["entity"]["project"] == project
+            if r["type"] == entity_type and project in (None, r["entity"]["project"])
         ]
 
     def write(
@@ -55,9 +55,12 @@ class _Overlay(MetadataStore):
                 return e
         return self._real().get_latest(project, entity_type, name)
 
-    def list(self, project: str, entity_type: str, **kw: Any) -> list[Entity]:
+    def list(self, project: str | None, entity_type: str, **kw: Any) -> list[Entity]:
         mine = self._mine(project, entity_type)
         return mine + self._real().list(project, entity_type, **kw)
+
+    def count(self, project: str | None, entity_type: str, **kw: Any) -> int:
+        return len(self._mine(project, entity_type)) + self._real().count(project, entity_type, **kw)
 
     def delete(self, project: str, entity_type: str, **kw: Any) -> int:
         raise EntityNotFoundError("inside a run, entities cannot be deleted")

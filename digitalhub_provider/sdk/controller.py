@@ -314,6 +314,29 @@ class RunController:
             return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
         return run
 
+    # -- runs a client executes itself ----------------------------------------------------------
+    def admit(self, entity: dict[str, Any]) -> None:
+        """Store a run a REST client created (DigitalHub Core's ``POST /runs``): it starts CREATED."""
+        state = (entity.get("status") or {}).get("state") or State.CREATED.value
+        if state != State.CREATED.value:
+            raise IllegalTransitionError(f"run {entity.get('id')} is created {state}: a new run is CREATED")
+        self.ctx.insert("run", entity)
+
+    def accept(self, stored: Run, sent: dict[str, Any]) -> None:
+        """Store a run as a client that executes it itself sends it (the official SDK's local
+        execution PUTs BUILT, READY, RUNNING, then COMPLETED with its outputs): whole, as sent, when
+        its state follows the stored one by :data:`TRANSITIONS` (or stays the same), and only if the
+        store still holds ``stored``'s state."""
+        state = (sent.get("status") or {}).get("state") or stored.state
+        try:
+            target = State(state)
+        except ValueError:
+            allowed = ", ".join(s.value for s in State)
+            raise IllegalTransitionError(f"run {stored.id}: unknown state {state!r} (a run is {allowed})") from None
+        if target.value != stored.state:
+            check_transition(stored, target)
+        self.ctx.metadata.write(update=[("run", sent)], expect={stored.id: stored.state})
+
     # -- stop, and runs left by an earlier attempt -------------------------------------------
     def stop(self, run: Run, message: str = "stopped by request") -> Run:
         """STOPPED, then its runner killed (when this process follows it, or it is a process on this

@@ -39,18 +39,36 @@ class MetadataStore(ABC):
     @abstractmethod
     def list(
         self,
-        project: str,
+        project: str | None,
         entity_type: str,
         *,
         name: str | None = None,
         kind: str | None = None,
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
+        function_id: str | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
-        """Newest first; the latest version of each name unless ``all_versions``."""
+        """Newest first; the latest version of each name unless ``all_versions``; ``project`` None lists
+        every project's (projects, tasks and runs only). ``function_name`` and
+        ``function_id`` select the tasks and runs of a function (or workflow) and of one version of it."""
+
+    @abstractmethod
+    def count(
+        self,
+        project: str | None,
+        entity_type: str,
+        *,
+        name: str | None = None,
+        kind: str | None = None,
+        state: str | Sequence[str] | None = None,
+        function_name: str | None = None,
+        function_id: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        """How many entities :meth:`list` would give with the same filters and no limit."""
 
     @abstractmethod
     def delete(

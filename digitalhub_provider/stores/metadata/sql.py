@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from digitalhub_provider.entities.keys import is_key, parse_key
+from digitalhub_provider.entities.keys import function_ref
 from digitalhub_provider.errors import EntityNotFoundError, StateChangedError, StoreError
 from digitalhub_provider.stores.metadata import connections
 from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
@@ -32,7 +32,7 @@ HEAD = "0001"
 TABLE = "dh_entities"  # schema.entities
 COLUMNS = ("id", "project", "entity_type", "kind", "name", "state", "function_name", "function_id", "body")
 UPDATED = ("kind", "state", "body", "function_name", "function_id")
-FILTERS = ("name", "kind", "function_name")  # list() filters by equality on these columns
+FILTERS = ("name", "kind", "function_name", "function_id")  # list() filters by equality on these columns
 _ready: set[str] = set()
 
 INSERT = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
@@ -55,11 +55,7 @@ def _without_password(url: str) -> str:
 def _function_ref(entity: Entity) -> tuple[str | None, str | None]:
     """The function (or workflow) a task or run belongs to, as (name, id)."""
     spec = entity.get("spec") or {}
-    ref = spec.get("function") or spec.get("workflow")
-    if not is_key(ref):
-        return None, None
-    key = parse_key(ref)
-    return key.name, key.id
+    return function_ref(spec.get("function") or spec.get("workflow"))
 
 
 def _row(entity_type: str, entity: Entity) -> dict[str, Any]:
@@ -190,20 +186,71 @@ class SQLMetadataStore(MetadataStore):
 
     def list(
         self,
-        project: str,
+        project: str | None,
         entity_type: str,
         *,
         name: str | None = None,
         kind: str | None = None,
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
+        function_id: str | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
-        params: dict[str, Any] = {"project": project, "entity_type": entity_type}
-        where = ["project = :project", "entity_type = :entity_type"]
-        for col, value in zip(FILTERS, (name, kind, function_name), strict=True):
+        where, params, expanding = self._where(
+            project, entity_type, name, kind, state, function_name, function_id, all_versions
+        )
+        query = f"SELECT body FROM {TABLE} WHERE {where} ORDER BY pk DESC"
+        if limit is not None:
+            query += " LIMIT :limit"
+            params["limit"] = limit
+        elif offset:
+            query += " LIMIT -1" if self.path is not None else ""  # SQLite has no OFFSET without LIMIT
+        if offset:
+            query += " OFFSET :offset"
+            params["offset"] = offset
+        query, params = expand(query, params, expanding)
+        with self._tx(write=False) as conn:
+            return [json.loads(row[0]) for row in conn.rows(query, params)]
+
+    def count(
+        self,
+        project: str | None,
+        entity_type: str,
+        *,
+        name: str | None = None,
+        kind: str | None = None,
+        state: str | Sequence[str] | None = None,
+        function_name: str | None = None,
+        function_id: str | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        where, params, expanding = self._where(
+            project, entity_type, name, kind, state, function_name, function_id, all_versions
+        )
+        query, params = expand(f"SELECT count(*) FROM {TABLE} WHERE {where}", params, expanding)
+        with self._tx(write=False) as conn:
+            return int(conn.rows(query, params)[0][0])
+
+    @staticmethod
+    def _where(
+        project: str | None,
+        entity_type: str,
+        name: str | None,
+        kind: str | None,
+        state: str | Sequence[str] | None,
+        function_name: str | None,
+        function_id: str | None,
+        all_versions: bool,
+    ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """The WHERE clause of a listing (and its count), its parameters and the expanding ones."""
+        params: dict[str, Any] = {"entity_type": entity_type}
+        where = ["entity_type = :entity_type"]
+        if project is not None:
+            where.append("project = :project")
+            params["project"] = project
+        for col, value in zip(FILTERS, (name, kind, function_name, function_id), strict=True):
             if value is not None:
                 where.append(f"{col} = :{col}")
                 params[col] = value
@@ -216,22 +263,13 @@ class SQLMetadataStore(MetadataStore):
             params["states"] = list(state)
             expanding = ("states",)
         if not all_versions and entity_type not in ("task", "run", "project"):
+            if project is None:
+                raise StoreError(f"listing the latest {entity_type}s needs a project")
             where.append(
                 f"pk IN (SELECT max(pk) FROM {TABLE} WHERE project = :project AND entity_type = :entity_type "
                 "GROUP BY name)"
             )
-        query = f"SELECT body FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY pk DESC"
-        if limit is not None:
-            query += " LIMIT :limit"
-            params["limit"] = limit
-        elif offset:
-            query += " LIMIT -1" if self.path is not None else ""  # SQLite has no OFFSET without LIMIT
-        if offset:
-            query += " OFFSET :offset"
-            params["offset"] = offset
-        query, params = expand(query, params, expanding)
-        with self._tx(write=False) as conn:
-            return [json.loads(row[0]) for row in conn.rows(query, params)]
+        return " AND ".join(where), params, expanding
 
     def delete(
         self,
