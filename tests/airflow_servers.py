@@ -9,6 +9,7 @@ of their own) is tracked so that the test can prove nothing was left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -265,10 +266,30 @@ def migrate(env: dict[str, str], log: Path) -> None:
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
 
+def user_env(home: Path, user: str, password: str) -> dict[str, str]:
+    """Settings for a deployment whose REST API needs a login (not every request an admin): one
+    SimpleAuthManager admin ``user`` with ``password``."""
+    passwords = home / "passwords.json"
+    home.mkdir(parents=True, exist_ok=True)
+    passwords.write_text(json.dumps({user: password}))
+    return {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+
+
 @contextmanager
-def airflow_deployment(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[AirflowDeployment]:
-    """``airflow db migrate``, then api-server, scheduler and dag-processor, each in its own
-    process group; all stopped on exit. The caller checks ``survivors()`` afterwards."""
+def airflow_deployment(
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    services: tuple[str, ...] = ("api-server", "dag-processor", "scheduler"),
+    login: tuple[str, str] | None = None,
+) -> Iterator[AirflowDeployment]:
+    """``airflow db migrate``, then ``services`` (api-server, scheduler and dag-processor), each in
+    its own process group; all stopped on exit. The caller checks ``survivors()`` afterwards.
+    ``login``: the user and password whose token the client sends (see :func:`user_env`); without
+    it every request is an admin's."""
     home.mkdir(parents=True, exist_ok=True)
     ports: dict[str, int] = {}
     for name in ("api", "scheduler_health", "worker_log_server"):
@@ -286,15 +307,21 @@ def airflow_deployment(home: Path, extra_env: dict[str, str] | None = None) -> I
                 ("dag-processor", [*AIRFLOW, "dag-processor"]),
                 ("scheduler", [*AIRFLOW, "scheduler"]),
             ):
+                if name not in services:
+                    continue
                 proc = _spawn(cmd, home / f"{name}.log", env)
                 dep.procs[name] = proc
                 stack.callback(_stop, dep, proc)  # LIFO: the scheduler first, the api-server last
             try:
                 wait_port(api_port, 180, dep.procs["api-server"])
-                wait_port(ports["scheduler_health"], 180, dep.procs["scheduler"])
+                if "scheduler" in dep.procs:
+                    wait_port(ports["scheduler_health"], 180, dep.procs["scheduler"])
                 dep.client = stack.enter_context(httpx.Client(base_url=dep.url, timeout=30))
                 # a JWT for the REST API (with all_admins, GET /auth/token hands one out)
-                res = dep.client.get("/auth/token")
+                if login is None:
+                    res = dep.client.get("/auth/token")
+                else:
+                    res = dep.client.post("/auth/token", json={"username": login[0], "password": login[1]})
                 assert res.status_code in (200, 201), res.text
                 dep.client.headers["Authorization"] = f"Bearer {res.json()['access_token']}"
                 dep.track()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -113,18 +113,31 @@ def _status_for(exc: DigitalHubError) -> int:
     return 500
 
 
+Authenticate = Callable[[Request], Awaitable[None]]
+
+
+def credentials_check(credentials: Credentials) -> Authenticate:
+    """The standalone server's check: the configured token or user and password (or none on loopback)."""
+
+    async def check(request: Request) -> None:
+        credentials.check(request.headers.get("authorization"))
+
+    return check
+
+
 def create_app(
     credentials: Credentials | None = None,
     context: Callable[[], Context] = get_context,
     max_body: int = MAX_BODY,
-    prefix: str = "",
+    authenticate: Authenticate | None = None,
 ) -> FastAPI:
-    """The app; ``context`` gives the stores of each request (the process's by default)."""
-    creds = credentials or Credentials()
+    """The app; ``context`` gives the stores of each request (the process's by default);
+    ``authenticate`` (raising a 401 :class:`ApiError`) replaces the check of ``credentials``."""
+    check = authenticate or credentials_check(credentials or Credentials())
 
     # Dependencies are coroutines (they do not block): a plain function would cost a thread hop each.
     async def authorized(request: Request) -> None:
-        creds.check(request.headers.get("authorization"))
+        await check(request)
 
     async def service() -> Service:
         return Service(context())
@@ -133,7 +146,6 @@ def create_app(
         default_response_class=Json,
         title="DigitalHub Core API (airflow-provider-digitalhub)",
         description="DigitalHub Core's REST surface over this platform's stores, for the official SDK and clients.",
-        root_path=prefix,
     )
     envelope = Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
 
@@ -177,7 +189,7 @@ def _auth_header(exc: ApiError) -> dict[str, str]:
     return {"WWW-Authenticate": 'Bearer, Basic realm="digitalhub"'} if exc.status == 401 else {}
 
 
-def _routes(api: APIRouter, service: Callable[[], Service]) -> None:
+def _routes(api: APIRouter, service: Callable[[], Awaitable[Service]]) -> None:
     """Each route returns its :class:`Json` itself: FastAPI would otherwise walk every entity through
     its ``jsonable_encoder`` (about 2 ms for a page of runs)."""
     svc = Depends(service)
