@@ -58,6 +58,7 @@ def get_provider_info() -> dict[str, Any]:
                     "digitalhub_provider.operators.python",
                     "digitalhub_provider.operators.kfp",
                     "digitalhub_provider.operators.mlrun",
+                    "digitalhub_provider.operators.submitted",
                 ],
             }
         ],

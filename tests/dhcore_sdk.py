@@ -186,20 +186,28 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @contextmanager
-def api_server(tmp_path: Path, timeout: float = 120.0, **options: object) -> Iterator[str]:
+def api_server(
+    tmp_path: Path,
+    timeout: float = 120.0,
+    home: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    **options: object,
+) -> Iterator[str]:
     """Start ``python -m digitalhub_provider.api`` on a free port; yield its base URL.
 
-    ``options`` become command-line options (``token="T"`` -> ``--token T``). Ready when
+    ``options`` become command-line options (``token="T"`` -> ``--token T``), ``extra_env`` joins its
+    environment; its stores are in ``home`` (a fresh folder by default). Ready when
     ``GET /api/auth`` answers 2xx (with the credentials the options require).
     """
     port = free_port()
-    home = tmp_path / "dh-api-home"
+    home = home or tmp_path / "dh-api-home"
     log = tmp_path / "dh-api.log"
     cmd = [sys.executable, "-m", "digitalhub_provider.api", "--host", "127.0.0.1", "--port", str(port)]
     for key, value in options.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVER_ENV_DROP)}
     env["DIGITALHUB_HOME"] = str(home)
+    env.update(extra_env or {})
     base = f"http://127.0.0.1:{port}"
     headers = auth_headers(options)
     with open(log, "ab") as fh:

@@ -22,6 +22,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", default=os.environ.get("DIGITALHUB_API_TOKEN"), help="bearer token clients send")
     parser.add_argument("--user", default=os.environ.get("DIGITALHUB_API_USER"), help="user for HTTP Basic")
     parser.add_argument("--password", default=os.environ.get("DIGITALHUB_API_PASSWORD"), help="its password")
+    parser.add_argument(
+        "--airflow-url",
+        default=os.environ.get("DIGITALHUB_API_AIRFLOW_URL"),
+        help="Airflow's api-server, which executes the runs clients submit (local_execution=False)",
+    )
+    parser.add_argument("--airflow-user", default=os.environ.get("DIGITALHUB_API_AIRFLOW_USER"), help="its user")
+    parser.add_argument(
+        "--airflow-password", default=os.environ.get("DIGITALHUB_API_AIRFLOW_PASSWORD"), help="its password"
+    )
     parser.add_argument("--max-body-mb", type=float, default=16, help="largest request body (default 16 MiB)")
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")
     return parser.parse_args(argv)
@@ -35,7 +44,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from digitalhub_provider.api.app import create_app
 
-    app = create_app(credentials, max_body=int(args.max_body_mb * 1024 * 1024))
+    executor = None
+    if args.airflow_url:
+        from digitalhub_provider.api.execution import AirflowRestApi
+
+        if not args.airflow_user or not args.airflow_password:
+            raise SystemExit("--airflow-url needs --airflow-user and --airflow-password (or their variables)")
+        executor = AirflowRestApi(args.airflow_url, args.airflow_user, args.airflow_password)
+    app = create_app(credentials, max_body=int(args.max_body_mb * 1024 * 1024), executor=executor)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 

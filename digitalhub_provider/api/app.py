@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitalhub_provider.api.auth import Credentials
 from digitalhub_provider.api.errors import ApiError, bad_request
+from digitalhub_provider.api.execution import Executor
 from digitalhub_provider.api.service import DEFAULT_PAGE_SIZE, Service
 from digitalhub_provider.api.wire import Envelope, entity_type_of
 from digitalhub_provider.errors import DigitalHubError, EntityError, StateChangedError, StoreError
@@ -130,9 +131,11 @@ def create_app(
     context: Callable[[], Context] = get_context,
     max_body: int = MAX_BODY,
     authenticate: Authenticate | None = None,
+    executor: Executor | None = None,
 ) -> FastAPI:
     """The app; ``context`` gives the stores of each request (the process's by default);
-    ``authenticate`` (raising a 401 :class:`ApiError`) replaces the check of ``credentials``."""
+    ``authenticate`` (raising a 401 :class:`ApiError`) replaces the check of ``credentials``;
+    ``executor`` runs what clients submit for remote execution (none: such runs end ERROR)."""
     check = authenticate or credentials_check(credentials or Credentials())
 
     # Dependencies are coroutines (they do not block): a plain function would cost a thread hop each.
@@ -140,7 +143,7 @@ def create_app(
         await check(request)
 
     async def service() -> Service:
-        return Service(context())
+        return Service(context(), executor)
 
     app = FastAPI(
         default_response_class=Json,

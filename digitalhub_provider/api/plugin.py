@@ -73,8 +73,9 @@ class LazyApp:
         with self._lock:
             if self._app is None:
                 from digitalhub_provider.api.app import create_app
+                from digitalhub_provider.api.execution import InAirflow
 
-                self._app = create_app(context=_ConnectionContext(), authenticate=airflow_user)
+                self._app = create_app(context=_ConnectionContext(), authenticate=airflow_user, executor=InAirflow())
             return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,10 +13,11 @@ import math
 from typing import Any
 
 from digitalhub_provider.api.errors import ApiError, bad_request, duplicated, not_found
+from digitalhub_provider.api.execution import AirflowRun, Executor, NotConfigured
 from digitalhub_provider.api.wire import check_entity, check_project
-from digitalhub_provider.entities import Run
+from digitalhub_provider.entities import Run, State
 from digitalhub_provider.entities.keys import function_ref
-from digitalhub_provider.errors import EntityExistsError, EntityNotFoundError, IllegalTransitionError
+from digitalhub_provider.errors import DigitalHubError, EntityExistsError, EntityNotFoundError, IllegalTransitionError
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.stores.metadata import MetadataStore
@@ -45,8 +46,9 @@ def page_shape(content: list[dict[str, Any]], page: int, size: int, total: int) 
 
 
 class Service:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, executor: Executor | None = None) -> None:
         self.ctx = ctx
+        self.executor: Executor = executor or NotConfigured()
 
     @property
     def store(self) -> MetadataStore:
@@ -98,7 +100,19 @@ class Service:
             raise duplicated(f"{entity_type} {entity['id']!r} exists") from None
         except IllegalTransitionError as exc:
             raise bad_request(str(exc)) from None
+        if entity_type == "run" and not (entity.get("spec") or {}).get("local_execution"):
+            return self._submit(Run.from_dict(entity, self.ctx)).to_dict()
         return entity
+
+    def _submit(self, run: Run) -> Run:
+        """The platform executes the run: Airflow's ``digitalhub_runs`` DAG, triggered with its key; when
+        Airflow cannot be asked, the run ends ERROR with the reason (never left CREATED)."""
+        controller = RunController(self.ctx, "the REST client")
+        try:
+            airflow_run = self.executor.submit(run.id, run.key)
+        except DigitalHubError as exc:
+            return controller.transition(run, State.ERROR, f"cannot execute the run through Airflow: {exc}")
+        return controller.record(run, airflow=airflow_run.to_dict())
 
     def get(self, project: str, entity_type: str, entity_id: str) -> dict[str, Any]:
         try:
@@ -187,7 +201,12 @@ class Service:
         ]
 
     def stop(self, project: str, run_id: str) -> dict[str, Any]:
+        """STOPPED (the runner killed when it is a process of this host), and the Airflow DAG run that
+        executes it failed, so that Airflow kills its task (which stops a pod too)."""
         run = RunController(self.ctx, "the REST client").stop(self.run(project, run_id), "stopped through the API")
+        airflow = run.status.get("airflow")
+        if isinstance(airflow, dict) and airflow.get("dag_run_id"):
+            self.executor.stop(AirflowRun(str(airflow["dag_id"]), str(airflow["dag_run_id"])))
         return run.to_dict()
 
     def resume(self, project: str, run_id: str) -> dict[str, Any]:

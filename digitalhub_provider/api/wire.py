@@ -6,8 +6,9 @@ malformed envelope, a name or id DigitalHub would reject, a spec field of the wr
 type) and fill what a client may leave out (timestamps, the key, the CREATED state).
 
 A spec is checked against this platform's model of its kind where the two share
-fields: DigitalHub Core's SDK nests a function's code under ``source`` and sends
-fields this platform has no use for (they are kept, not checked).
+fields (:func:`~digitalhub_provider.entities.specs.core.core_spec`): DigitalHub Core's SDK
+nests a function's code under ``source`` and sends fields this platform has no use for
+(they are kept, not checked).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from digitalhub_provider.entities.keys import (
     VERSIONED_TYPES,
     build_key,
 )
-from digitalhub_provider.entities.specs import spec_model, validate_spec
+from digitalhub_provider.entities.specs import validate_spec
+from digitalhub_provider.entities.specs.core import core_spec
 from digitalhub_provider.errors import EntityError
 from digitalhub_provider.states import State
 
@@ -46,9 +48,6 @@ SDK_STATES = frozenset(
     "BUILT CANCELLED COMPLETED CREATED CREATING DELETED DELETING ERROR FSM_ERROR IDLE NONE ONLINE PENDING "  # noqa: SIM905
     "READY RESUME RUN_ERROR RUNNING STOP STOPPED SUCCESS UNKNOWN UPLOADING".split()
 )
-
-# Where DigitalHub Core's SDK puts a function's code, and the field this platform's spec has for it.
-SOURCE_FIELDS = {"source": "code_src", "base64": "base64", "code": "code", "handler": "handler", "lang": "lang"}
 
 
 class Envelope(BaseModel):
@@ -107,27 +106,6 @@ def _check_state(entity: dict[str, Any]) -> None:
         raise bad_request(f"invalid field 'status.state': {status['state']!r} is not a DigitalHub state")
 
 
-def wire_spec(entity_type: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` in this platform's form as far as the two agree: the code under ``source`` lifted to
-    the top, fields the kind's model does not know and empty ones left out (they are kept in the
-    stored entity, only not checked)."""
-    flat = {k: v for k, v in spec.items() if v is not None}
-    source = flat.pop("source", None)
-    if isinstance(source, dict):
-        for wire, ours in SOURCE_FIELDS.items():
-            if source.get(wire) is not None:
-                flat.setdefault(ours, source[wire])
-        if source.get("init_function") is not None:
-            flat.setdefault("init_function", source["init_function"])
-    elif source is not None:
-        flat["source"] = source  # the model says what is wrong with it
-    model = spec_model(entity_type, kind)
-    if model.model_config.get("extra") == "allow":
-        return flat
-    known = set(model.model_fields) | {"schema"}
-    return {k: v for k, v in flat.items() if k in known}
-
-
 def check_entity(entity_type: str, project: str, body: Any, path_id: str | None = None) -> dict[str, Any]:
     """The entity to store for a POST (``path_id`` None) or PUT of ``/api/v1/-/{project}/{type}``;
     raises a 400 :class:`ApiError` naming what is wrong."""
@@ -141,7 +119,7 @@ def check_entity(entity_type: str, project: str, body: Any, path_id: str | None 
     if not NAME_RE.match(env.name):
         raise bad_request(f"invalid field 'name': {env.name!r} (letters, digits, '.', '_', '+' or '-')")
     try:
-        validate_spec(entity_type, env.kind, wire_spec(entity_type, env.kind, env.spec or {}))
+        validate_spec(entity_type, env.kind, core_spec(entity_type, env.kind, env.spec or {}))
     except EntityError as exc:
         raise bad_request(str(exc)) from None
     entity = dict(body)

@@ -9,6 +9,7 @@ from digitalhub_provider.operators.python import PythonRuntimeOperator
 _LAZY = {
     "KfpPipelineOperator": "digitalhub_provider.operators.kfp",
     "MlrunJobOperator": "digitalhub_provider.operators.mlrun",
+    "SubmittedRunOperator": "digitalhub_provider.operators.submitted",
 }
 
 
@@ -20,4 +21,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'digitalhub_provider.operators' has no attribute {name!r}")
 
 
-__all__ = ["KfpPipelineOperator", "MlrunJobOperator", "PythonRuntimeOperator"]
+__all__ = ["KfpPipelineOperator", "MlrunJobOperator", "PythonRuntimeOperator", "SubmittedRunOperator"]

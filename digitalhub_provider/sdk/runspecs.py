@@ -12,7 +12,7 @@ from typing import Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, RunKind, State, Task
 from digitalhub_provider.entities.executable import Executable
-from digitalhub_provider.entities.keys import is_key, parse_key
+from digitalhub_provider.entities.keys import function_ref, is_key, parse_key
 from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_run_spec, validate_spec
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
@@ -133,6 +133,27 @@ def source_of(fn: Executable) -> dict[str, Any]:
         field = "source['source']" if fn.kind == "mlrun" else "code_src"
         raise EntityError(f"{field} {src!r} of function {fn.name!r}: no such file")
     return {"inline": {"filename": path.name, "base64": base64.b64encode(path.read_bytes()).decode()}}
+
+
+def executable_of(run: Run, ctx: Context) -> Executable:
+    """The function (or workflow) version ``run`` belongs to, with its spec in this platform's form: a
+    run created through the REST API by DigitalHub Core's SDK points to its function as
+    ``python://project/name:id``, and that function's code is under ``source`` (see
+    :func:`~digitalhub_provider.entities.specs.core.core_spec`)."""
+    from digitalhub_provider.entities.specs.core import core_spec
+
+    etype = "workflow" if run.spec.get("workflow") and not run.spec.get("function") else "function"
+    ref = run.spec.get(etype)
+    name, fid = function_ref(ref)
+    if name is None:
+        raise EntityError(f"run {run.id}: spec.{etype} {ref!r} names no {etype} (kind://project/name:id)")
+    try:
+        body = ctx.metadata.get(run.project, etype, fid) if fid else ctx.metadata.get_latest(run.project, etype, name)
+    except EntityNotFoundError:
+        raise EntityNotFoundError(f"run {run.id}: its {etype} {ref} does not exist") from None
+    fn: Executable = ENTITY_CLASSES[etype].from_dict(body, ctx)  # type: ignore[assignment]
+    fn.spec = validate_spec(etype, fn.kind, core_spec(etype, fn.kind, fn.spec))
+    return fn
 
 
 def build_runspec(run: Run, fn: Executable, ctx: Context) -> RunSpec:

@@ -1,0 +1,1 @@
+"""DAGs the provider ships: ``digitalhub_runs`` executes the runs clients submit through the REST API."""
