@@ -92,7 +92,15 @@ class Settings(NamedTuple):
 
 
 def with_password(url: str, password: str) -> str:
-    """``url`` (a SQLAlchemy URL) with ``password`` set."""
+    """``url`` (a SQLAlchemy URL, or a REST API's ``http(s)://`` URL, where a password without a user
+    is a bearer token) with ``password`` set."""
+    if url.startswith(("http://", "https://")):
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        netloc = f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     from sqlalchemy.engine import make_url
 
     return make_url(url).set(password=password).render_as_string(hide_password=False)
@@ -100,6 +108,15 @@ def with_password(url: str, password: str) -> str:
 
 def without_password(url: str) -> tuple[str, str | None]:
     """(``url`` without its password, the password): what may go in plain text, and what may not."""
+    if url.startswith(("http://", "https://")):
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url, None
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        netloc = f"{parts.username}@{host}" if parts.username else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), unquote(parts.password)
     if not url.startswith(("postgresql", "postgres", "mysql")):
         return url, None
     from sqlalchemy.engine import make_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +13,44 @@ from digitalhub_provider.errors import EntityExistsError, EntityNotFoundError, S
 from digitalhub_provider.stores.metadata import open_metadata_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def rest_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This provider's REST API (standalone, its own process group) over a SQLite store: the
+    metadata store over DigitalHub Core's API is tested with the same tests as SQL."""
+    import sys
+
+    from tests.servers import free_port, process_group
+
+    tmp = tmp_path_factory.mktemp("rest-store")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITALHUB_")}
+    env["DIGITALHUB_HOME"] = str(tmp / "home")
+    cmd = [sys.executable, "-m", "digitalhub_provider.api", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning"]  # fmt: skip
+    with process_group(cmd, port, tmp / "api.log", env=env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "rest"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store holding project ``p`` (and nothing else in it)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meta.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    store = open_metadata_store(url)
-    store.delete_project("p")  # the server is shared by the session
+        url = f"sqlite:///{tmp_path / 'meta.db'}"
+    else:
+        url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "rest_url")
+        open_metadata_store(url).delete_project("p")  # the server is shared by the session
+    open_metadata_store(url).write(create=[("project", PROJECT)])
     return url
 
 
+PROJECT = {
+    "id": "p", "project": "p", "name": "p", "kind": "project", "metadata": {"project": "p", "name": "p"}, "spec": {},
+}  # fmt: skip
+
+
 def _fn(i: int, name: str = "fn", project: str = "p") -> tuple[str, dict]:
-    return "function", {"id": f"id{i}", "project": project, "name": name, "kind": "python", "spec": {"code": str(i)}}
+    spec = {"python_version": "PYTHON3_11", "code": str(i)}
+    return "function", {"id": f"id{i}", "project": project, "name": name, "kind": "python", "spec": spec}
 
 
 def _run(i: int, fn_name: str, state: str = "COMPLETED") -> tuple[str, dict]:
@@ -32,7 +59,7 @@ def _run(i: int, fn_name: str, state: str = "COMPLETED") -> tuple[str, dict]:
         "project": "p",
         "name": f"run{i}",
         "kind": "python+job:run",
-        "spec": {"function": f"store://p/function/python/{fn_name}:v1"},
+        "spec": {"function": f"store://p/function/python/{fn_name}:v1", "task": "store://p/task/python+job/t1"},
         "status": {"state": state},
     }
 
@@ -41,7 +68,7 @@ def test_versions_latest_and_list(store_url: str) -> None:
     store = open_metadata_store(store_url)
     store.write(create=[_fn(1), _fn(2), _fn(3, "other"), _fn(4)])
     assert store.get_latest("p", "function", "fn")["id"] == "id4"
-    assert store.get("p", "function", "id2")["spec"] == {"code": "2"}
+    assert store.get("p", "function", "id2")["spec"]["code"] == "2"
     assert [e["id"] for e in store.list("p", "function")] == ["id4", "id3"]
     assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id4", "id3", "id2", "id1"]
     assert [e["id"] for e in store.list("p", "function", name="fn", all_versions=True, limit=2, offset=1)] == [
@@ -80,8 +107,7 @@ def test_count_and_function_versions_in_keys_and_runtime_references(store_url: s
     assert store.count("p", "run", function_name="a", function_id="v1") == 4
     assert store.count("p", "run", function_name="a", function_id="v2") == 1  # run5
     assert store.count("p", "run", function_name="a", function_id="v9") == 0
-    store.write(create=[_fn(1), _fn(2), _fn(3, "other"), ("project", {"id": "p", "project": "p", "name": "p",
-                                                                     "kind": "project", "spec": {}})])  # fmt: skip
+    store.write(create=[_fn(1), _fn(2), _fn(3, "other")])
     assert store.count("p", "function") == 2 and store.count("p", "function", all_versions=True) == 3
     assert "p" in [e["name"] for e in store.list(None, "project")] and store.count(None, "project") >= 1
     with pytest.raises(StoreError, match="needs a project"):
@@ -100,7 +126,7 @@ def test_list_and_delete_filters(store_url: str) -> None:
     assert store.list("p", "run", name="run5") == [store.get("p", "run", "run5")]
     assert store.delete("p", "run", ids=["run1", "run2", "nope"]) == 2
     assert store.delete("p", "run", ids=[]) == 0
-    assert store.delete_project("p") == 10
+    assert store.delete_project("p") == 11  # the 10 runs and the project
     assert store.list("p", "run") == []
 
 
@@ -117,7 +143,7 @@ def test_statements_match_the_migrated_schema() -> None:
 def test_write_is_all_or_nothing(store_url: str) -> None:
     store = open_metadata_store(store_url)
     store.write(create=[_fn(1)])
-    with pytest.raises(EntityExistsError, match="already in the metadata store"):
+    with pytest.raises(EntityExistsError, match=r"already in the metadata store|Duplicated entity"):
         store.write(create=[_fn(2), _fn(1)])  # duplicate id: the whole transaction rolls back
     assert [e["id"] for e in store.list("p", "function", all_versions=True)] == ["id1"]
     with pytest.raises(EntityNotFoundError):
@@ -235,5 +261,54 @@ def test_a_store_whose_migrations_are_missing_says_so(tmp_path: Path, monkeypatc
     broken = tmp_path / "migrations"
     shutil.copytree(sql.MIGRATIONS, broken, ignore=shutil.ignore_patterns("versions", "__pycache__"))
     monkeypatch.setattr(sql, "MIGRATIONS", broken)
-    with pytest.raises(StoreError, match=r"reach revision None, this version needs '0001' \(is the package"):
+    with pytest.raises(StoreError, match=r"reach revision None, this version needs '0002' \(is the package"):
         open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
+
+
+def test_the_sdk_records_a_whole_run_through_the_rest_store(
+    rest_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``metadata_url`` a DigitalHub Core API: a function, its run (every state, its output dataitem
+    and result) recorded through the REST API, readable there as DigitalHub Core's SDK reads them."""
+    import httpx
+
+    import digitalhub_provider as dh
+    from digitalhub_provider.sdk.context import reset_context
+
+    open_metadata_store(rest_url).delete_project("rest-sdk")
+    monkeypatch.setenv("DIGITALHUB_METADATA_URL", rest_url)
+    monkeypatch.setenv("DIGITALHUB_DATA_URL", f"file://{tmp_path / 'data'}")
+    reset_context()
+    dh.get_or_create_project("rest-sdk")
+    code = "import pandas as pd\n\ndef h(n):\n    return pd.DataFrame({'i': list(range(n))}), n * 2\n"
+    fn = dh.new_function(project="rest-sdk", name="f", kind="python", code=code, handler="h",
+                         python_version="PYTHON3_11")  # fmt: skip
+    run = fn.run(action="job", parameters={"n": 3}, outputs=["table", "double"], local_execution=True)
+    assert run.status.state == "COMPLETED", run.status.message
+    assert run.result("double") == 6 and len(run.output("table").as_df()) == 3
+    remote = httpx.get(f"{rest_url}/api/v1/-/rest-sdk/runs/{run.id}").json()
+    assert remote["status"]["state"] == "COMPLETED" and remote["spec"]["local_execution"] is True
+    timeline = [t["status"] for t in remote["status"]["transitions"]]
+    assert timeline == ["CREATED", "BUILT", "READY", "RUNNING", "COMPLETED"]
+    page = httpx.get(f"{rest_url}/api/v1/-/rest-sdk/dataitems", params={"name": "table"}).json()
+    assert [d["id"] for d in page["content"]] == [run.output("table").id]
+    reset_context()
+
+
+def test_the_rest_store_sends_the_connections_token_and_never_shows_it(tmp_path: Path) -> None:
+    from digitalhub_provider.config import with_password, without_password
+    from tests.dhcore_sdk import api_server
+    from tests.servers import free_port
+
+    token = "tok-" + "9" * 20
+    with api_server(tmp_path, token=token) as url:
+        good = open_metadata_store(with_password(url, token))
+        good.write(create=[("project", PROJECT)])
+        assert good.get("p", "project", "p")["name"] == "p"
+        bad = open_metadata_store(with_password(url, "wrong-token"))
+        with pytest.raises(StoreError, match="refused the credentials") as refused:
+            bad.get("p", "project", "p")
+        assert "wrong-token" not in str(refused.value) and token not in repr(good)
+        assert without_password(with_password(url, token)) == (url, token)
+    with pytest.raises(StoreError, match=r"cannot reach the metadata store http://127\.0\.0\.1"):
+        open_metadata_store(f"http://127.0.0.1:{free_port()}").get("p", "project", "p")

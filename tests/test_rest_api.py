@@ -145,11 +145,18 @@ def test_a_run_moves_through_the_transition_table_only(client: TestClient) -> No
     assert unknown.status_code == 400 and "DANCING" in unknown.json()["message"]
 
 
-def test_a_run_is_created_only_as_created(client: TestClient) -> None:
+def test_a_run_is_created_in_a_known_state_and_only_a_created_one_is_executed(client: TestClient) -> None:
     fn = post(client, "functions", function())
-    res = client.post(f"/api/v1/-/{P}/runs", json=run(fn, post(client, "tasks", task(fn)), state="RUNNING"))
-    assert res.status_code == 400 and "a new run is CREATED" in res.json()["message"]
+    tk = post(client, "tasks", task(fn))
+    res = client.post(f"/api/v1/-/{P}/runs", json=run(fn, tk, state="UPLOADING"))  # a dataitem's, not a run's
+    assert res.status_code == 400 and "unknown state 'UPLOADING'" in res.json()["message"]
     assert client.get(f"/api/v1/-/{P}/runs").json()["content"] == []
+    imported = {**run(fn, tk, state="COMPLETED"), "spec": {**run(fn, tk)["spec"], "local_execution": False}}
+    stored = post(client, "runs", imported)  # a record: nothing to execute, whatever local_execution says
+    assert stored["status"]["state"] == "COMPLETED" and "airflow" not in stored["status"]
+    remote = {**run(fn, tk), "spec": {**run(fn, tk)["spec"], "local_execution": False}}
+    refused = post(client, "runs", remote)  # this server has no Airflow to execute it
+    assert refused["status"]["state"] == "ERROR" and "executes no runs" in refused["status"]["message"]
 
 
 def test_stop_ends_a_run_stopped_and_a_later_client_update_is_refused(client: TestClient) -> None:

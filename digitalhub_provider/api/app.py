@@ -23,7 +23,13 @@ from digitalhub_provider.api.errors import ApiError, bad_request
 from digitalhub_provider.api.execution import Executor
 from digitalhub_provider.api.service import DEFAULT_PAGE_SIZE, Service
 from digitalhub_provider.api.wire import Envelope, entity_type_of
-from digitalhub_provider.errors import DigitalHubError, EntityError, StateChangedError, StoreError
+from digitalhub_provider.errors import (
+    DigitalHubError,
+    EntityError,
+    IllegalTransitionError,
+    StateChangedError,
+    StoreError,
+)
 from digitalhub_provider.sdk.context import Context, get_context
 
 log = logging.getLogger(__name__)
@@ -107,7 +113,7 @@ async def json_body(request: Request) -> Any:
 def _status_for(exc: DigitalHubError) -> int:
     if isinstance(exc, StateChangedError):
         return 409
-    if isinstance(exc, EntityError):
+    if isinstance(exc, (EntityError, IllegalTransitionError)):
         return 400
     if isinstance(exc, StoreError):
         return 503
@@ -241,7 +247,9 @@ def _routes(api: APIRouter, service: Callable[[], Awaitable[Service]]) -> None:
     ) -> Json:
         """Newest first; the latest version of each name unless ``versions=all``; filters: name, kind,
         state, function, workflow (exact matches)."""
-        filters = {k: v for k, v in request.query_params.items() if k not in ("page", "size", "sort")}
+        filters: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in ("page", "size", "sort")}
+        if len(states := request.query_params.getlist("state")) > 1:
+            filters["state"] = states  # any of them (an extension: DigitalHub Core's SDK sends one)
         return Json(s.page(project, entity_type_of(plural), filters, page, size))
 
     @api.post("/api/v1/-/{project}/{plural}", tags=["entities"], openapi_extra=ENTITY_BODY)

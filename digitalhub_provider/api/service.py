@@ -100,7 +100,8 @@ class Service:
             raise duplicated(f"{entity_type} {entity['id']!r} exists") from None
         except IllegalTransitionError as exc:
             raise bad_request(str(exc)) from None
-        if entity_type == "run" and not (entity.get("spec") or {}).get("local_execution"):
+        submitted = entity_type == "run" and entity["status"]["state"] == State.CREATED.value
+        if submitted and not (entity.get("spec") or {}).get("local_execution"):
             return self._submit(Run.from_dict(entity, self.ctx)).to_dict()
         return entity
 

@@ -316,10 +316,12 @@ class RunController:
 
     # -- runs a client executes itself ----------------------------------------------------------
     def admit(self, entity: dict[str, Any]) -> None:
-        """Store a run a REST client created (DigitalHub Core's ``POST /runs``): it starts CREATED."""
+        """Store a run a REST client created (DigitalHub Core's ``POST /runs``): CREATED as the SDK
+        makes them, or in any state of the table (a run imported, or recorded by another platform)."""
         state = (entity.get("status") or {}).get("state") or State.CREATED.value
-        if state != State.CREATED.value:
-            raise IllegalTransitionError(f"run {entity.get('id')} is created {state}: a new run is CREATED")
+        if state not in State._value2member_map_:
+            allowed = ", ".join(s.value for s in State)
+            raise IllegalTransitionError(f"run {entity.get('id')}: unknown state {state!r} (a run is {allowed})")
         self.ctx.insert("run", entity)
 
     def accept(self, stored: Run, sent: dict[str, Any]) -> None:

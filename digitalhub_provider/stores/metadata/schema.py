@@ -30,4 +30,5 @@ entities = Table(
     Index("ix_dh_entities_kind", "project", "entity_type", "kind", "pk"),
     Index("ix_dh_entities_state", "project", "entity_type", "state", "pk"),
     Index("ix_dh_entities_function", "project", "entity_type", "function_name", "pk"),
+    Index("ix_dh_entities_function_version", "project", "entity_type", "function_name", "function_id", "pk"),
 )

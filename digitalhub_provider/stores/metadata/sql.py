@@ -28,7 +28,7 @@ from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Writ
 from digitalhub_provider.stores.metadata.connections import Transaction, expand
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0001"
+HEAD = "0002"
 TABLE = "dh_entities"  # schema.entities
 COLUMNS = ("id", "project", "entity_type", "kind", "name", "state", "function_name", "function_id", "body")
 UPDATED = ("kind", "state", "body", "function_name", "function_id")
