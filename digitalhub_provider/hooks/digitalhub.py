@@ -4,8 +4,9 @@ Connection fields (all optional; an undefined ``digitalhub_default`` means the
 embedded default: a SQLite file and a data directory under ``$DIGITALHUB_HOME``). The form, its groups
 and what each field's emptiness means: :mod:`digitalhub_provider.hooks.fields`. In short:
 
-- ``metadata_url``: SQLAlchemy URL of the metadata store, without the password;
-- ``metadata_password``: its password (masked);
+- ``metadata_url``: the metadata store (a SQLAlchemy URL, or a DigitalHub Core API's
+  ``https://`` URL), without the password;
+- ``metadata_password``: its password, or the API's token (masked);
 - ``data_url``: a local folder or ``s3://bucket/prefix``;
 - ``s3_endpoint_url`` / ``s3_region``: for MinIO or another S3 API;
 - login / password: the S3 access key id and secret (the password is masked);

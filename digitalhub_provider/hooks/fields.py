@@ -44,14 +44,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "metadata_url": _field(
         STORES,
         "Metadata store URL",
-        "SQLAlchemy URL of the metadata store, without its password: sqlite:////path/metadata.db or "
-        "postgresql+psycopg2://user@host:5432/db. Empty: the worker's DIGITALHUB_METADATA_URL, else the "
+        "URL of the metadata store, without its password: sqlite:////path/metadata.db, "
+        "postgresql+psycopg2://user@host:5432/db, or a DigitalHub Core API, https://dhcore.example.org "
+        "(its token in the password field). Empty: the worker's DIGITALHUB_METADATA_URL, else the "
         "embedded default, $DIGITALHUB_HOME/metadata.db (SQLite; DIGITALHUB_HOME defaults to ~/.digitalhub).",
     ),
     "metadata_password": _field(
         STORES,
         "Metadata store password",
-        "The metadata store's password (masked; put into the URL in memory only). Empty: no password.",
+        "The metadata store's password, or a DigitalHub Core API's token (masked; put into the URL in memory "
+        "only). Empty: no password.",
         _SECRET,
     ),
     "data_url": _field(
