@@ -1,9 +1,10 @@
 """The REST API (python -m digitalhub_provider.api) driven by the OFFICIAL DigitalHub SDK.
 
 The SDK (digitalhub 0.15.* + digitalhub-runtime-python 0.15.*) runs in its own cached virtualenv,
-never next to Airflow (tests/dhcore_sdk.py). Each test starts a fresh server, runs one workflow
-of tests/dhcore_workflows/ in the SDK environment and asserts on the JSON it printed: ids,
-states, values and the SDK exception classes the server's answers map to
+never next to Airflow (tests/dhcore_sdk.py). Each test runs one workflow of tests/dhcore_workflows/
+in the SDK environment, against a fresh standalone server and against the API inside a real Airflow
+api-server (the provider's plugin, an Airflow token as DHCORE_ACCESS_TOKEN), and asserts on the JSON
+it printed: ids, states, values and the SDK exception classes the server's answers map to
 (docs/rest-api.md lists the routes and the error texts the SDK maps).
 """
 
@@ -14,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -58,20 +60,46 @@ def bucket(s3_endpoint: str) -> str:
     return new_bucket(s3_endpoint)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+class Endpoint(NamedTuple):
+    """Where the SDK goes (``DHCORE_ENDPOINT``) and what else it needs there (a token)."""
+
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    """The API inside a real Airflow api-server (the provider's plugin), behind Airflow's login."""
+    from tests.airflow_servers import airflow_deployment, user_env
+
+    home = tmp_path_factory.mktemp("airflow-sdk")
+    env = {**user_env(home, "carol", "sdk-pw-42"), "DIGITALHUB_HOME": str(tmp_path_factory.mktemp("dh-sdk"))}
+    with airflow_deployment(home, env, services=("api-server",), login=("carol", "sdk-pw-42")) as dep:
+        assert dep.client is not None
+        token = dep.client.headers["Authorization"].split()[1]
+        yield Endpoint(f"{dep.url}/digitalhub", {"DHCORE_ACCESS_TOKEN": token})
+    assert dep.left_behind == [], dep.left_behind
+
+
+@pytest.fixture(params=["standalone", "airflow"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Endpoint]:
+    """Each workflow against both deployments: a fresh standalone server, and the plugin in Airflow."""
+    if request.param == "airflow":
+        yield request.getfixturevalue("airflow_api")
+        return
     with api_server(tmp_path) as url:
-        yield url
+        yield Endpoint(url, {})
 
 
-def sdk_env(tmp_path: Path, endpoint: str, s3_endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
+def sdk_env(tmp_path: Path, endpoint: Endpoint, s3_endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
     """The SDK's whole environment: its own HOME and ini file, the server, moto's S3."""
     home = tmp_path / "sdk-home"
     home.mkdir(parents=True, exist_ok=True)
     return {
+        **endpoint.env,
         "HOME": str(home),
         "DH_CONFIG": str(home / "dhcore.ini"),
-        "DHCORE_ENDPOINT": endpoint,
+        "DHCORE_ENDPOINT": endpoint.url,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -91,7 +119,7 @@ def error_type(observed: dict | None) -> str | None:
 
 # -- projects ------------------------------------------------------------------------------------------
 def test_projects_get_or_create_get_list_duplicate_missing(
-    sdk: str, server: str, tmp_path: Path, s3_endpoint: str, bucket: str
+    sdk: str, server: Endpoint, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     env = sdk_env(tmp_path, server, s3_endpoint, bucket, WF_PROJECT="sdk-projects", WF_OTHER_PROJECT="sdk-other",
                   WF_MISSING_PROJECT="sdk-missing", WF_FILES_STORE="s3://configured-store")  # fmt: skip
@@ -111,7 +139,7 @@ def test_projects_get_or_create_get_list_duplicate_missing(
 
 # -- functions -----------------------------------------------------------------------------------------
 def test_function_versions_lists_duplicates_update_delete(
-    sdk: str, server: str, tmp_path: Path, s3_endpoint: str, bucket: str
+    sdk: str, server: Endpoint, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     project = "sdk-functions"
     out = run_workflow(sdk, "functions.py", sdk_env(tmp_path, server, s3_endpoint, bucket, WF_PROJECT=project))
@@ -139,7 +167,7 @@ def test_function_versions_lists_duplicates_update_delete(
 
 # -- table dataitem on S3 ------------------------------------------------------------------------------
 def test_table_dataitem_written_to_s3_and_read_back(
-    sdk: str, server: str, tmp_path: Path, s3_endpoint: str, bucket: str
+    sdk: str, server: Endpoint, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     project = "sdk-dataitems"
     project_bucket = new_bucket(s3_endpoint)  # the project's default_files_store beats the env's
@@ -168,7 +196,7 @@ def test_table_dataitem_written_to_s3_and_read_back(
 
 # -- local runs ----------------------------------------------------------------------------------------
 def test_local_runs_outputs_results_errors_and_filters(
-    sdk: str, server: str, tmp_path: Path, s3_endpoint: str, bucket: str
+    sdk: str, server: Endpoint, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     project = "sdk-runs"
     out = run_workflow(sdk, "runs.py", sdk_env(tmp_path, server, s3_endpoint, bucket, WF_PROJECT=project))
@@ -214,7 +242,7 @@ def test_local_runs_outputs_results_errors_and_filters(
 
 # -- deletes -------------------------------------------------------------------------------------------
 def test_delete_function_all_versions_cascade_and_project_cascade(
-    sdk: str, server: str, tmp_path: Path, s3_endpoint: str, bucket: str
+    sdk: str, server: Endpoint, tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     project = "sdk-cleanup"
     out = run_workflow(sdk, "cleanup.py", sdk_env(tmp_path, server, s3_endpoint, bucket, WF_PROJECT=project))
@@ -264,15 +292,16 @@ def test_credentials_right_ones_work_wrong_ones_are_refused_and_write_nothing(
     wrong: dict[str, str],
 ) -> None:
     with api_server(tmp_path, **options) as url:
-        good = run_workflow(sdk, "auth.py", sdk_env(tmp_path / "right", url, s3_endpoint, bucket,
+        good = run_workflow(sdk, "auth.py", sdk_env(tmp_path / "right", Endpoint(url, {}), s3_endpoint, bucket,
                                                     WF_PROJECT="guarded", **right))  # fmt: skip
         assert error_type(good["first_get"]) == "EntityNotExistsError", good  # authenticated, not there yet
         assert good["ok"] is True, good
         assert (good["project"], good["functions"]) == ("guarded", [good["function_id"]])
 
         for project in ("intruder", "guarded"):  # a new project, and a write into an existing one
-            refused = run_workflow(sdk, "auth.py", sdk_env(tmp_path / f"wrong-{project}", url, s3_endpoint, bucket,
-                                                           WF_PROJECT=project, **wrong))  # fmt: skip
+            env = sdk_env(tmp_path / f"wrong-{project}", Endpoint(url, {}), s3_endpoint, bucket, WF_PROJECT=project,
+                          **wrong)  # fmt: skip
+            refused = run_workflow(sdk, "auth.py", env)
             assert error_type(refused["first_get"]) == "UnauthorizedError", refused
             # SDK 0.15.11: a process's second 401 surfaces as ClientError (its refresh fallback is spent)
             assert refused["ok"] is False, refused
