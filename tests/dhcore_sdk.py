@@ -14,7 +14,6 @@ tests/dhcore_workflows/ run in it as subprocesses and print what they observed a
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from digitalhub_provider.launchers.envs import locked
 from tests.servers import free_port, stop_group
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,17 +76,6 @@ def sdk_available() -> bool:
         return False
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _run(cmd: list[str], what: str, timeout: float) -> str:
     res = subprocess.run(
         cmd,
@@ -131,7 +120,7 @@ def sdk_python() -> str:
     """The SDK environment's interpreter, built once (file lock; built aside, then renamed into place)."""
     final = sdk_env_dir()
     python = final / "bin" / "python"
-    with _locked(final.with_name(final.name + ".lock")):
+    with locked(final.with_name(final.name + ".lock")):
         if not python.exists():
             for stale in final.parent.glob(f".{final.name}.build-*"):  # builds that died half-way
                 shutil.rmtree(stale, ignore_errors=True)

@@ -89,7 +89,8 @@ def env_key(python_version: str, requirements: list[str]) -> str:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (created) for the block: one builder of an environment at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -112,7 +113,7 @@ def ensure_environment(
         return sys.executable
     env_dir = Path(envs_dir) / env_key(python_version, requirements)
     python = env_dir / "bin" / "python"
-    with _locked(env_dir.with_name(env_dir.name + ".lock")):
+    with locked(env_dir.with_name(env_dir.name + ".lock")):
         if not (env_dir / ".complete").exists():
             if env_dir.exists():
                 shutil.rmtree(env_dir)  # a build that died half-way
