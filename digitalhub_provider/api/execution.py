@@ -22,7 +22,12 @@ DAG_ID = "digitalhub_runs"
 
 
 class ExecutionError(RunError):
-    """Airflow could not be asked to execute (or stop) a run; the message says why."""
+    """Airflow could not be asked to execute (or stop) a run; the message says why. ``status``: the
+    HTTP status Airflow's REST API answered, when it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class AirflowRestApi:
                 continue
             if res.status_code >= 400:
                 answer = f"{res.status_code}: {res.text[:300]}"
-                raise ExecutionError(f"Airflow at {self.url} answered {method} {path} with {answer}")
+                raise ExecutionError(f"Airflow at {self.url} answered {method} {path} with {answer}", res.status_code)
             return res.json() if res.content else None
         raise ExecutionError(f"Airflow at {self.url} refused the credentials of {self.user!r}")
 
@@ -170,7 +175,7 @@ class AirflowRestApi:
         try:
             dag = self._request("GET", f"/api/v2/dags/{DAG_ID}")
         except ExecutionError as exc:
-            if " with 404" in str(exc):
+            if exc.status == 404:
                 raise ExecutionError(
                     f"the {DAG_ID} DAG is not deployed on Airflow at {self.url}: add a file holding "
                     f"'from digitalhub_provider.dags.digitalhub_runs import dag' to a DAG bundle"
