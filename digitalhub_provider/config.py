@@ -12,6 +12,7 @@ its environment only (:meth:`Settings.to_env`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,9 +50,15 @@ class Settings(NamedTuple):
     mlrun_api: str | None = None
     mlrun_token: str | None = None
 
-    def __repr__(self) -> str:  # credentials never in a log line
-        shown = (f"{k}={v!r}" for k, v in self._asdict().items() if k not in _SECRET_FIELDS)
+    def __repr__(self) -> str:  # credentials never in a log line: the secret fields left out, URLs masked
+        shown = (
+            f"{k}={(mask_url(v) if isinstance(v, str) else v)!r}"
+            for k, v in self._asdict().items()
+            if k not in _SECRET_FIELDS
+        )
         return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -89,6 +96,20 @@ class Settings(NamedTuple):
             ENV_MLRUN_TOKEN: self.mlrun_token,
         }
         return {k: v for k, v in pairs.items() if v}
+
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (``scheme://user:password@host``) shown as ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", url)
+
+
+def url_password(url: str) -> str | None:
+    """The password in ``url`` as written there (percent-encoded), or None."""
+    match = _URL_PASSWORD.match(url)
+    return url[len(match.group("head")) + 1 : match.end() - 1] if match else None
 
 
 def with_password(url: str, password: str) -> str:

@@ -233,7 +233,8 @@ def test_metadata_password_goes_into_the_url_only_in_memory(monkeypatch: pytest.
     monkeypatch.setenv("AIRFLOW_CONN_DH_PG", json.dumps(conn))
     settings = DigitalHubHook("dh_pg").get_settings()
     assert settings.metadata_url == "postgresql+psycopg2://dh:pg-pass-123@db:5432/dh"
-    assert "pg-pass-123" not in repr(settings).replace(settings.metadata_url, "")
+    assert "pg-pass-123" not in repr(settings) and "pg-pass-123" not in str(settings)
+    assert "postgresql+psycopg2://dh:***@db:5432/dh" in repr(settings)
 
 
 def test_provider_is_registered_with_its_connection_form() -> None:
@@ -347,3 +348,36 @@ def test_mapped_tasks_run_one_run_each_and_store_only_their_given_fields() -> No
     runs = dh.list_runs(project="demo", function_name="mapped-hello")
     assert sorted((r.spec["parameters"]["who"], r.status.state) for r in runs) == [
         ("Ada", "COMPLETED"), ("Bob", "COMPLETED"), ("Eve", "COMPLETED")]  # fmt: skip
+
+
+def test_the_hook_masks_the_connections_secrets_in_airflows_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metadata password (also as the URL holds it, percent-encoded) and the MLRun token reach
+    Airflow's secrets masker: a task log line holding any of them is redacted."""
+    from airflow.sdk.log import redact
+
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+
+    conn = {"conn_type": "digitalhub", "extra": {"metadata_url": "postgresql+psycopg2://dh@db:5432/dh",
+            "metadata_password": "pg@mask/4711", "mlrun_api": "http://mlrun:8080",
+            "mlrun_token": "mlrun-token-0815"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DH_MASKED", json.dumps(conn))
+    assert "pg@mask/4711" in redact("before: pg@mask/4711")  # nothing masks it yet
+    settings = DigitalHubHook("dh_masked").get_settings()
+    encoded = settings.metadata_url.split("dh:", 1)[1].split("@db", 1)[0]
+    assert encoded != "pg@mask/4711" and "4711" in encoded  # the URL holds it percent-encoded
+    line = f"connecting to {settings.metadata_url} with token mlrun-token-0815 (pg@mask/4711)"
+    redacted = str(redact(line))
+    assert "4711" not in redacted and "mlrun-token-0815" not in redacted
+    assert "connecting to postgresql+psycopg2://dh:" in redacted
+
+
+def test_settings_never_show_their_credentials() -> None:
+    from digitalhub_provider.config import Settings
+
+    settings = Settings(
+        metadata_url="https://api-user:api-pass-1@dh.example/api", data_url="s3://bucket/dh",
+        s3_access_key_id="AKIA-key-2", s3_secret_access_key="s3-secret-3", mlrun_token="mlrun-4",
+    )  # fmt: skip
+    for text in (repr(settings), str(settings), f"{settings}"):
+        assert not any(secret in text for secret in ("api-pass-1", "AKIA-key-2", "s3-secret-3", "mlrun-4")), text
+        assert "metadata_url='https://api-user:***@dh.example/api'" in text and "s3://bucket/dh" in text

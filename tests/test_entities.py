@@ -138,7 +138,7 @@ def test_metadata_shape() -> None:
     assert meta["version"] == di.id and meta["labels"] == ["a"] and meta["embedded"] is True
     assert meta["created"] and meta["updated"]
     assert meta["relationships"] == [{"type": "produced_by", "dest": "store://demo/run/python+job:run/abc"}]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"relationship type 'likes': expected one of produced_by, consumes"):
         Dataitem.build(
             project="demo", name="d", kind="table", spec={"path": "/x"}, relationships=[{"type": "likes", "dest": "x"}]
         )

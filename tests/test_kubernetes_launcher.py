@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,10 +324,8 @@ def test_bad_pod_arguments_fail_before_any_pod(
 
 
 def test_wait_for_helper_is_bounded(k8s: StandinK8s) -> None:
-    started = time.monotonic()
-    with pytest.raises(Exception):
+    with pytest.raises(TimeoutError, match=r"^condition not met within 0.5s$"):
         k8s.wait_for(lambda: False, timeout=0.5)
-    assert time.monotonic() - started < 30
 
 
 def test_reentry_without_a_run_to_finish_fails_and_creates_none(k8s: StandinK8s, k8s_conn: dict) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 import digitalhub_provider as dh
 from digitalhub_provider.entities import Run
+from digitalhub_provider.errors import EntityError
 from tests.airflow_helpers import DAGS, load_dag, task_states, xcoms
 
 EMPLOYEES = DAGS / "data" / "employees.csv"
@@ -336,12 +337,17 @@ def test_handler_that_logs_then_raises_leaves_nothing(dh_home: Path) -> None:
         ({"outputs": ["dataset", "rows"]}, "output 'rows' was not produced by the MLRun run ('rows' is a result: name"),
         ({"values": ["rows", "nope"]}, "value 'nope' is not a result of the MLRun run; its results: rows"),
         ({"values": ["report"]}, "value 'report' is not a result of the MLRun run ('report' is an artifact: it is"),
-        ({"outputs": {"report": "not a name!"}}, "invalid output name 'not a name!'"),
         ({"outputs": {"report": "dataset"}}, "two MLRun artifacts would become the output 'dataset'"),
     ],
 )
 def test_outputs_and_values_mlrun_did_not_produce(kwargs: dict[str, Any], words: str, dh_home: Path) -> None:
     _assert_error(_bad("two_outputs").run(action="job", **kwargs), words, dh_home)
+
+
+def test_an_output_name_digitalhub_would_reject_is_refused_before_the_run(dh_home: Path) -> None:
+    with pytest.raises(EntityError, match=r"^invalid name for output 'report' 'not a name!'"):
+        _bad("two_outputs").run(action="job", outputs={"report": "not a name!"})
+    assert dh.list_runs("demo") == []
 
 
 def test_a_failure_after_uploading_deletes_what_was_uploaded(dh_home: Path) -> None:

@@ -280,14 +280,31 @@ def test_wait_refresh_and_stop_kills_the_process() -> None:
     assert not list(Path(tempfile.gettempdir()).glob(f"dh-run-{run.id[:8]}-*"))
 
 
-def test_logs_stream_live() -> None:
-    fn = dh.new_function(project="demo", name="slow", code=SLOW, handler="slow", **PY)
-    seen: list[tuple[float, str]] = []
-    run = fn.run(action="job", parameters={"seconds": 1.5}, on_log=lambda line: seen.append((time.monotonic(), line)))
-    finished = time.monotonic()
-    assert run.state == "COMPLETED"
-    started_at = next(t for t, line in seen if line == "started")
-    assert finished - started_at > 1.0  # the line arrived while the handler was still sleeping
+GATED = """
+import time
+from pathlib import Path
+
+def gated(gate):
+    print("started", flush=True)
+    for _ in range(600):  # a minute at most: the gate opens only if the line above was seen meanwhile
+        if Path(gate).exists():
+            return "the caller saw the line while the handler ran"
+        time.sleep(0.1)
+    return "the caller never saw the line while the handler ran"
+"""
+
+
+def test_logs_stream_live(tmp_path: Path) -> None:
+    fn = dh.new_function(project="demo", name="gated", code=GATED, handler="gated", **PY)
+    gate = tmp_path / "gate"
+
+    def on_log(line: str) -> None:
+        if line == "started":
+            gate.touch()
+
+    run = fn.run(action="job", parameters={"gate": str(gate)}, on_log=on_log)
+    assert run.state == "COMPLETED", run.status.message
+    assert run.results() == {"output": "the caller saw the line while the handler ran"}
     assert "started" in run.logs()
 
 
@@ -464,6 +481,34 @@ def test_zip_with_parent_entries_is_refused(tmp_path: Path, dh_home: Path) -> No
     fn = dh.new_function(project="demo", name="evil", code_src=f"zip+file://{archive}", handler="escape:x", **PY)
     _assert_error(fn.run(action="job"), "refusing to unpack '../../escape.py'", dh_home)
     assert not (tmp_path.parent / "escape.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("/tmp/absolute-escape.py", "refusing to unpack '/tmp/absolute-escape.py' from the source archive: it points"),
+        ("link.py", "refusing to unpack 'link.py' from the source archive: symbolic links are not allowed"),
+    ],
+)  # fmt: skip
+def test_zip_with_absolute_or_symlink_entries_is_refused(entry: str, message: str, tmp_path: Path) -> None:
+    import stat
+
+    from digitalhub_provider.errors import RunError
+    from digitalhub_provider.runtimes.python.sources import safe_unzip
+
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        if entry == "link.py":  # a link to a file outside the folder, as `zip --symlinks` stores it
+            info = zipfile.ZipInfo(entry)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+        else:
+            zf.writestr(entry, "x = 1")
+    dest = tmp_path / "unpacked"
+    with pytest.raises(RunError) as refused:
+        safe_unzip(archive, dest)
+    assert str(refused.value).startswith(message)
+    assert not list(dest.iterdir()) and not Path("/tmp/absolute-escape.py").exists()
 
 
 def test_missing_git_ref(tmp_path: Path, http_root: tuple[str, Path], dh_home: Path) -> None:

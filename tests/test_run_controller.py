@@ -134,7 +134,7 @@ def test_stop_while_running_kills_the_process_group_and_leaves_no_output(dh_home
     pid = int(dh.get_run(run.key).status.get("pid"))
     run.stop()
     run.wait(timeout=30)
-    assert run.state == "STOPPED" and run.status.message == "stopped by request"
+    assert (run.state, run.status.message) == ("STOPPED", "stopped by request")
     assert not _alive(pid)
     assert _files_under(dh_home / "data" / "demo") == []
 

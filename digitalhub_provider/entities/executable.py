@@ -47,8 +47,12 @@ class Run(Entity):
         return RunKind.of(self.kind)
 
     def refresh(self) -> Run:
+        """The stored run; one that nobody follows any more (its caller was killed) is finished from
+        the evidence first (see ``RunController.reconcile``)."""
         super().refresh()
         self.saved_state = self.status.state
+        if not State(self.state).final and not self.ctx.records_only:
+            self.ctx.runs.reconcile_run(self)
         return self
 
     @property

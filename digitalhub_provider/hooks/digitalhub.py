@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from digitalhub_provider.config import Settings, with_password
+from digitalhub_provider.config import Settings, url_password, with_password
 from digitalhub_provider.connection_extras import ConnectionExtras, ConnectionExtrasError
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
 
@@ -135,14 +135,16 @@ class DigitalHubHook(BaseHook):
         self.extras = extra
         extras = ConnectionExtras.from_dict(extra, conn_id=self.digitalhub_conn_id)
         self._connection_extras = extras
-        for secret in (extras.metadata_password, extras.mlrun_token):
+        metadata_url = extras.metadata_url
+        if metadata_url and extras.metadata_password:
+            metadata_url = with_password(metadata_url, extras.metadata_password)
+        # Airflow masks extras by their names; the password as the URL holds it (percent-encoded) and a
+        # secret under a name Airflow does not know are masked here.
+        for secret in (extras.metadata_password, extras.mlrun_token, url_password(metadata_url or "")):
             if secret:
                 from airflow.sdk.log import mask_secret
 
                 mask_secret(secret)
-        metadata_url = extras.metadata_url
-        if metadata_url and extras.metadata_password:
-            metadata_url = with_password(metadata_url, extras.metadata_password)
         self._settings = base.with_overrides(
             metadata_url=metadata_url,
             data_url=extras.data_url,

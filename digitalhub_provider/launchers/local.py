@@ -1,7 +1,9 @@
 """The local launcher: the runner as a subprocess in its own process group.
 
 Its stdout and stderr (merged, in order) stream line by line to a callback
-(the caller's console, or the Airflow task log) and to the run's log file.
+(the caller's console, or the Airflow task log); the runner writes the run's
+log file itself, so that a caller killed meanwhile loses neither the log nor
+the run. When the runner exits, what is left of its process group is killed.
 The environment is the function's: this interpreter, or a cached virtualenv
 (see :mod:`.envs`).
 """
@@ -18,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digitalhub_provider.config import ENV_TEE_LOGS
 from digitalhub_provider.launchers.base import Handle, Launcher, log_path
+from digitalhub_provider.launchers.processes import group_alive, start_ticks
 from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
 from digitalhub_provider.runtimes.registry import environment_of
 
@@ -50,9 +54,11 @@ class LocalLauncher(Launcher):
     def start(self, spec: RunSpec, run: Run, ctx: Context) -> LocalProcess:
         if self.python is None:
             raise RuntimeError("LocalLauncher.start before prepare")
-        env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        path = log_path(ctx, run.id)
+        # The runner writes its own log file: it outlives a caller that is killed.
+        env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1", ENV_TEE_LOGS: str(path)}
         url = ctx.run_url(spec.run_id, RUNSPEC_FILE)
-        return LocalProcess(self.python, url, env, log_path(ctx, run.id), on_line=self.on_line)
+        return LocalProcess(self.python, url, env, path, on_line=self.on_line)
 
 
 class LocalProcess(Handle):
@@ -66,8 +72,8 @@ class LocalProcess(Handle):
         cwd: str | None = None,
     ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.touch()  # the run has a log from its start, before the runner writes to it
         self.log_path = log_path
-        self._log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [python, "-u", "-m", RUNNER_MODULE, runspec_url],
             env=env,
@@ -78,7 +84,12 @@ class LocalProcess(Handle):
             start_new_session=True,
         )
         self.pid = self.proc.pid
-        self.status: dict[str, Any] = {"launcher": "local", "pid": self.pid, "host": socket.gethostname()}
+        self.status: dict[str, Any] = {
+            "launcher": "local",
+            "pid": self.pid,
+            "host": socket.gethostname(),
+            "started": start_ticks(self.pid),  # with pid and host: the runner, not a later process given its pid
+        }
         self.killed = False
         self._reader = threading.Thread(target=self._pump, args=(on_line,), daemon=True)
         self._reader.start()
@@ -87,7 +98,6 @@ class LocalProcess(Handle):
         assert self.proc.stdout is not None
         for raw in iter(self.proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self._log.write(line + "\n")
             if on_line is not None:
                 try:
                     on_line(line)
@@ -96,10 +106,13 @@ class LocalProcess(Handle):
         self.proc.stdout.close()
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for the exit code (raises ``subprocess.TimeoutExpired``)."""
+        """Wait for the exit code (raises ``subprocess.TimeoutExpired``). What the handler started and
+        left running (its process group) ends with the runner: it would hold the output pipe open
+        and outlive the run."""
         code = self.proc.wait(timeout=timeout)
+        if group_alive(self.proc.pid):
+            kill_group(self.proc.pid, grace=1.0)
         self._reader.join(timeout=10)
-        self._log.close()
         return code
 
     def poll(self) -> int | None:

@@ -253,6 +253,10 @@ class DigitalHubRunOperator(BaseOperator):
                 self.log.info("Reattaching to DigitalHub run %s (state %s)", run.key, run.state)
             else:
                 for stale in unfinished:
+                    # Its runner may have finished (a RunResult): that outcome stands. Otherwise the
+                    # worker that followed it is gone, and so is the run.
+                    if State(controller.reconcile(stale).state).final:
+                        continue
                     stale_try = next(
                         (lab.split("=", 1)[1] for lab in stale.metadata.labels or [] if "try_number=" in lab), "?"
                     )

@@ -79,7 +79,7 @@ class SubmittedRunOperator(DigitalHubRunOperator):
             if run.state not in (State.CREATED.value, *(s.value for s in State if s.final)):
                 if reentry or (kubernetes and run.state == State.RUNNING.value):
                     self.log.info("Adopting DigitalHub run %s (state %s)", run.key, run.state)
-                else:
+                elif not State(controller.reconcile(run).state).final:  # a RunResult's outcome stands
                     controller.fail_stale(run, f"the worker of an earlier try stopped while the run was {run.state}")
             elif reentry:
                 raise AirflowException("no running DigitalHub run found for this task on re-entry")

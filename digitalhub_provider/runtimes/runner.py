@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -33,17 +34,22 @@ def run_from_url(url: str) -> int:
     """The runner process: read the RunSpec at ``url``, run it, write the RunResult; 0 when COMPLETED."""
     ctx = RunnerContext(Settings.from_env())
     spec = _inline_runspec(ctx, url) or RunSpec.from_json(ctx.data_store(url).read_bytes(url))
-    logs = tee_output() if os.environ.get(ENV_TEE_LOGS) else None
+    # "1": a temporary file uploaded next to the RunResult (pods); a path: the log file the local
+    # launcher names, written here so that the log does not depend on the caller staying alive.
+    tee = os.environ.get(ENV_TEE_LOGS)
+    logs = tee_output(None if tee == "1" else tee) if tee else None
     started = _now()
     try:
         result = execute(spec, ctx)
     except BaseException as exc:  # an interrupt: the result must be written whatever happened
         result = _error(spec, exc, started)
+    end_own_group()
     if logs is not None:
         path = logs()
-        log_url = ctx.run_url(spec.run_id, LOG_FILE)
-        ctx.data_store(log_url).upload(path, log_url)
-        os.unlink(path)
+        if tee == "1":
+            log_url = ctx.run_url(spec.run_id, LOG_FILE)
+            ctx.data_store(log_url).upload(path, log_url)
+            os.unlink(path)
     write_result(ctx, spec, result)
     return 0 if result.state == State.COMPLETED.value else 1
 
@@ -82,6 +88,19 @@ def _error(spec: RunSpec, exc: BaseException, started: str) -> RunResult:
     )
 
 
+def end_own_group() -> None:
+    """SIGTERM what the handler started and left running, when this runner leads its process group
+    (the local launcher starts it so): the run ends when its handler returns, and the launcher
+    SIGKILLs whatever is left once the runner exits."""
+    if os.getpgid(0) != os.getpid():
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's signal reaches this process too
+    try:
+        os.killpg(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _inline_runspec(ctx: RunnerContext, url: str) -> RunSpec | None:
     """The RunSpec given inline (``DIGITALHUB_RUNSPEC``, pods) when it is the one ``url`` names."""
     raw = os.environ.get(ENV_RUNSPEC)
@@ -113,9 +132,14 @@ def tee_output(path: str | None = None) -> Callable[[], str]:
     os.close(write_end)
 
     def pump() -> None:
+        console = True
         try:
             while chunk := os.read(read_end, 65536):
-                os.write(original_out, chunk)
+                if console:
+                    try:
+                        os.write(original_out, chunk)
+                    except OSError:  # the caller reading the console is gone: the file copy goes on
+                        console = False
                 sink.write(chunk)
         finally:
             sink.close()

@@ -18,7 +18,9 @@ a KFP step) and wherever it runs (a :mod:`launcher <digitalhub_provider.launcher
   task timeout or kill) kills the runner and ends the run with the reason;
 - ``stop``: STOPPED, the runner killed, the runs it started (KFP steps) stopped;
 - ``unfinished`` / ``reattach``: a later attempt finds a run an earlier one left,
-  and fails it or follows it again.
+  and fails it or follows it again;
+- ``reconcile``: a run nobody follows any more (its caller killed, a worker lost) is
+  finished from the evidence: the RunResult its runner wrote, or the runner gone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from digitalhub_provider.entities import Run, State
 from digitalhub_provider.entities.base import now_iso
 from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
+from digitalhub_provider.launchers import processes
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
 from digitalhub_provider.sdk.context import Context
@@ -135,17 +138,26 @@ class RunController:
 
     def _end(self, run: Run, state: State, message: str, result: RunResult | None = None, **fields: Any) -> Run:
         """A final state; when another process ended the run first, its outcome stands (and what this
-        attempt wrote is removed)."""
+        attempt wrote is removed, unless that process completed the run from the same RunResult)."""
         try:
             return self.transition(run, state, message, **fields)
         except StateChangedError:
+            return self._lost_race(run, result)
+
+    def _lost_race(self, run: Run, result: RunResult | None) -> Run:
+        """Another process ended ``run`` first: its outcome stands. The files of ``result`` are those
+        of the run's one RunResult: a process that completed the run registered them, and they stay."""
+        self._reload(run)
+        if run.state != State.COMPLETED.value:
             delete_written(self.ctx, result)
-            return self._reload(run)
+        return run
 
     # -- create and start ----------------------------------------------------------------
     def create(self, fn: Executable, **call: Any) -> Run:
-        """Check the call and create the task and the run (CREATED); nothing starts."""
+        """Check the call and create the task and the run (CREATED); nothing starts. The run records
+        this process as its follower: the reconciler ends a run whose follower is gone."""
         run = new_run(fn, ctx=self.ctx, **call)
+        run.status.follower = processes.identity()  # type: ignore[attr-defined]
         self.ctx.insert("run", run.to_dict())
         return run
 
@@ -166,7 +178,10 @@ class RunController:
                 self.transition(run, State.BUILT, environment, persist=not launcher.quick)
             if run.state == State.RUNNING.value:
                 handle = launcher.reattach(fn, run, self.ctx)
-                return None if handle is None else self._register(run, Started(handle, launcher))
+                if handle is None:
+                    return None
+                self.record(run, follower=processes.identity())
+                return self._register(run, Started(handle, launcher))
             if run.state != State.BUILT.value and run.state != State.READY.value:
                 return None
             spec = build_runspec(run, fn, self.ctx)
@@ -193,7 +208,7 @@ class RunController:
         upload = _Background(store_runspec, spec, self.ctx, spec_json) if inline else None
         started = self._register(run, Started(handle, launcher, upload))
         try:
-            self.transition(run, State.RUNNING, **handle.status)
+            self.transition(run, State.RUNNING, **handle.status, follower=processes.identity())
         except StateChangedError:  # stopped while it started
             handle.kill()
             self._unregister(run)
@@ -235,7 +250,10 @@ class RunController:
                 self._unregister(run)
                 raise
             handle.kill()
-            self.finish(run, message=f"{self.caller} was interrupted: {type(exc).__name__}: {exc}")
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: the user stopped it, as MLflow marks a run KILLED
+                self.finish(run, message=f"stopped: {self.caller} was interrupted (Ctrl-C)", state=State.STOPPED)
+            else:
+                self.finish(run, message=f"{self.caller} was interrupted: {type(exc).__name__}: {exc}")
             raise
         if fields := handle.progress():
             self.record(run, **fields)
@@ -256,10 +274,16 @@ class RunController:
                 self.record(run, **fields)
 
     def finish(
-        self, run: Run, exit_code: int | None = None, message: str | None = None, lost: str | None = None
+        self,
+        run: Run,
+        exit_code: int | None = None,
+        message: str | None = None,
+        lost: str | None = None,
+        state: State = State.ERROR,
     ) -> Run:
         """The outcome, from the RunResult (one transaction: outputs, lineage, state). ``message``: the
-        run was interrupted (what it wrote is removed); ``lost``: why there is no exit code."""
+        run was interrupted and ends in ``state`` (what it wrote is removed); ``lost``: why there is
+        no exit code."""
         self._unregister(run)
         store_logs(self.ctx, run)
         result = read_result(self.ctx, run)
@@ -269,7 +293,7 @@ class RunController:
             return run
         if message is not None:
             delete_written(self.ctx, result)
-            return self._end(run, State.ERROR, message)
+            return self._end(run, state, message)
         if result is None:
             if lost is None:
                 how = (
@@ -306,11 +330,11 @@ class RunController:
         try:
             self._save(run, creates)
         except StateChangedError:
-            delete_written(self.ctx, result)
-            return self._reload(run)
+            return self._lost_race(run, result)
         except DigitalHubError as exc:
+            if State(self._reload(run).state).final:  # ended meanwhile: e.g. completed with these same entities
+                return self._lost_race(run, result)
             delete_written(self.ctx, result)
-            self._reload(run)
             return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
         return run
 
@@ -362,15 +386,91 @@ class RunController:
         self._kill(run)
         return run
 
+    def reconcile(self, run: Run) -> Run:
+        """Finish ``run`` from the evidence when nobody follows it any more; else leave it as it is.
+
+        - followed by this process, or by a process still alive: left to its follower;
+        - a RunResult on the data store: finished as the RunResult says;
+        - its runner gone without one (a local runner's process, or the process that ran it
+          in-process): ERROR "runner lost: ...", and what is left of the runner's group killed;
+        - a runner that still runs, or whose liveness cannot be told from this host (a pod, another
+          host): left as it is.
+        """
+        if State(run.state).final:
+            return run
+        with _active_lock:
+            if run.id in _active:
+                return run
+        status = run.status
+        follower = status.get("follower")
+        if processes.alive(follower):
+            return run
+        if run.state != State.RUNNING.value:
+            if processes.alive(follower) is False:
+                where = f"{follower.get('pid')} on {follower.get('host')}"
+                return self._end(run, State.ERROR, f"runner lost: the process that started it ({where}) ended")
+            return run
+        if read_result(self.ctx, run) is not None:
+            self._kill(run)  # what the runner started and left behind
+            return self.finish(run, lost="runner lost: its follower ended before reading the result")
+        lost = self._runner_gone(run)
+        if lost is None or read_result(self.ctx, run) is not None:  # the result may have come meanwhile
+            return run if lost is None else self.finish(run, lost=lost)
+        self._kill(run)
+        return self.finish(run, lost=lost)
+
+    def _runner_gone(self, run: Run) -> str | None:
+        """Why the runner of a RUNNING run is known to be gone, or None (alive, or not knowable here)."""
+        status = run.status
+        launcher = status.get("launcher")
+        if launcher == "local" and status.get("pid"):
+            runner = {"host": status.get("host"), "pid": status.get("pid"), "started": status.get("started")}
+            if processes.alive(runner) is False:
+                return f"runner lost: the runner process {runner['pid']} on {runner['host']} ended without a result"
+        elif launcher == "in-process":
+            follower = status.get("follower") or {}
+            if processes.alive(follower) is False:
+                return (
+                    f"runner lost: the process that ran it in-process ({follower.get('pid')} on "
+                    f"{follower.get('host')}) ended without a result"
+                )
+        return None
+
+    def reconcile_unfinished(self, project: str | None = None, limit: int = 1000) -> dict[str, int]:
+        """:meth:`reconcile` every unfinished run (of ``project``, or of all projects): how many were
+        seen, and how many ended in each state."""
+        unfinished = [s.value for s in UNFINISHED_STATES]
+        rows = self.ctx.metadata.list(project, "run", state=unfinished, limit=limit)
+        counts = {"unfinished": len(rows)}
+        for row in rows:
+            run = Run.from_dict(row, self.ctx)
+            try:
+                self.reconcile(run)
+            except DigitalHubError as exc:  # one run's store or data trouble does not stop the others
+                log.warning("run %s was not reconciled: %s", run.id, exc)
+                continue
+            if State(run.state).final:
+                counts[run.state] = counts.get(run.state, 0) + 1
+        return counts
+
     def _kill(self, run: Run) -> None:
         with _active_lock:
             handle = _active.get(run.id)
         if handle is not None:
             handle.kill()
-        elif run.status.get("pid") and run.status.get("host") == socket.gethostname():
+            return
+        status = run.status
+        pid = status.get("pid")
+        if not isinstance(pid, int) or status.get("host") != socket.gethostname():
+            return
+        runner = {"host": status.get("host"), "pid": pid, "started": status.get("started")}
+        # The runner itself, or what is left of its group once it ended (the kernel gives no new process
+        # a pid still in use as a group id, so that group is the runner's).
+        leftovers = processes.alive({**runner, "started": None}) is False and processes.group_alive(pid)
+        if processes.alive(runner) or leftovers:
             from digitalhub_provider.launchers.local import kill_group
 
-            kill_group(int(run.status.get("pid")))
+            kill_group(pid)
 
     def _children(self, run: Run) -> list[Run]:
         rows = self.ctx.metadata.list(run.project, "run", state=[s.value for s in UNFINISHED_STATES], limit=500)

@@ -1,4 +1,5 @@
-"""The SDK's run calls (``function.run()``, ``run.stop()``, ``run.logs()``), through the run controller."""
+"""The SDK's run calls (``function.run()``, ``run.stop()``, ``run.logs()``, ``run.refresh()``'s
+reconciliation), through the run controller."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.sdk.outcomes import read_logs
 from digitalhub_provider.stores.context import install_run_operations
 
-__all__ = ["read_logs", "run_executable", "stop_run"]
+__all__ = ["read_logs", "reconcile_run", "run_executable", "stop_run"]
 
 
 def run_executable(
@@ -43,6 +44,10 @@ def stop_run(run: Run) -> Run:
     return RunController(run.ctx).stop(run)
 
 
+def reconcile_run(run: Run) -> Run:
+    return RunController(run.ctx).reconcile(run)
+
+
 def _print_line(line: str) -> None:
     print(line, flush=True)
 
@@ -52,6 +57,7 @@ class _Runs:
 
     run_executable = staticmethod(run_executable)
     stop_run = staticmethod(stop_run)
+    reconcile_run = staticmethod(reconcile_run)
     read_logs = staticmethod(read_logs)
 
 

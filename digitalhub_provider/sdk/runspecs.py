@@ -12,7 +12,7 @@ from typing import Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, RunKind, State, Task
 from digitalhub_provider.entities.executable import Executable
-from digitalhub_provider.entities.keys import function_ref, is_key, parse_key
+from digitalhub_provider.entities.keys import function_ref, is_key, parse_key, validate_name
 from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_run_spec, validate_spec
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
@@ -54,6 +54,12 @@ def new_run(
         raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
     if parameters is not None and not isinstance(parameters, dict):
         raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
+    if inputs is not None and not isinstance(inputs, dict):
+        raise EntityError(
+            f"inputs must be a dictionary of input name to entity key, got {type(inputs).__name__}: "
+            "inputs={'name': 'store://...'}"
+        )
+    check_outputs(outputs)
     kind = RunKind(fn.kind, action)
     given = {k: v for k, v in task_params.items() if v is not None}
     # Without run arguments the task's spec is the function's key, nothing a model could reject.
@@ -92,6 +98,23 @@ def new_run(
     run.status.timings = {"created": stamp}  # type: ignore[attr-defined]
     run.status.transitions = [{"status": State.CREATED.value, "time": stamp}]  # type: ignore[attr-defined]
     return run
+
+
+def check_outputs(outputs: Any) -> None:
+    """Output names become entity names and data store paths: each is checked before anything runs."""
+    if outputs is None:
+        return
+    if isinstance(outputs, dict):
+        for source, name in outputs.items():
+            validate_name(source, "output name")
+            validate_name(name, f"name for output {source!r}")
+    elif isinstance(outputs, list | tuple):
+        for name in outputs:
+            validate_name(name, "output name")
+        if len(set(outputs)) != len(outputs):
+            raise EntityError(f"outputs has duplicate names: {list(outputs)}")
+    else:
+        raise EntityError(f"outputs must be a list of names or a dictionary of renames, got {type(outputs).__name__}")
 
 
 def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:

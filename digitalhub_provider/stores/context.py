@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import digitalhub_provider.config as config
 from digitalhub_provider.config import Settings
-from digitalhub_provider.errors import RunError
+from digitalhub_provider.errors import EntityError, RunError
+from digitalhub_provider.names import ENTITY_TYPES, validate_id, validate_name, validate_project_name
 from digitalhub_provider.stores.data import DataStore, join_url, open_data_store, scheme_of
 from digitalhub_provider.stores.metadata import MetadataStore, open_metadata_store
 
@@ -31,13 +32,16 @@ if TYPE_CHECKING:
 
 
 class RunOperations(Protocol):
-    """What entities ask of the control plane: ``function.run()``, ``run.stop()``, ``run.logs()``."""
+    """What entities ask of the control plane: ``function.run()``, ``run.stop()``, ``run.logs()``, and
+    that ``run.refresh()`` finishes a run nobody follows any more."""
 
     def run_executable(self, fn: Executable, action: str | None = None, wait: bool = True, **kwargs: Any) -> Run: ...
 
     def stop_run(self, run: Run) -> Run: ...
 
     def read_logs(self, run: Run) -> str: ...
+
+    def reconcile_run(self, run: Run) -> Run: ...
 
 
 _run_operations: RunOperations | None = None
@@ -76,9 +80,17 @@ class Context:
         return join_url(self.data_root, *parts)
 
     def material_url(self, project: str, entity_type: str, name: str, entity_id: str, filename: str) -> str:
+        """Where an entity's files go. Every name in it is checked here, the one place names become
+        paths: a name that is not DigitalHub's fails before any file is written."""
+        validate_project_name(project)
+        if entity_type not in ENTITY_TYPES:
+            raise EntityError(f"unknown entity type {entity_type!r}")
+        validate_name(name, f"{entity_type} name")
+        validate_id(entity_id)
         return self.data_url(project, entity_type, name, entity_id, filename)
 
     def run_url(self, run_id: str, filename: str) -> str:
+        validate_id(run_id)
         return self.data_url("runs", run_id, filename)
 
     # -- what entities do through their context ------------------------------------------

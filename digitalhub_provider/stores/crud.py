@@ -184,6 +184,12 @@ def get_entity(
     current SDK's positional identifier both work."""
     c = _ctx(ctx)
     etype = cls.ENTITY_TYPE
+    for what, value in (("identifier", identifier), ("entity_name", entity_name), ("entity_id", entity_id)):
+        if value is not None and not isinstance(value, str):
+            raise EntityError(
+                f"get {etype}: {what} must be a string (a key store://..., a name or an id), "
+                f"got {type(value).__name__} {value!r}"
+            )
     if identifier is not None and is_key(identifier):
         key = parse_key(identifier)
         if key.entity_type != etype:
@@ -199,7 +205,7 @@ def get_entity(
         if etype in ("task", "run"):
             return _wrap(cls, c.metadata.get(project, etype, entity_name), ctx)
         return _wrap(cls, c.metadata.get_latest(project, etype, entity_name), ctx)
-    raise EntityError(f"get {etype}: give a key, entity_name or entity_id")
+    raise EntityError(f"get {etype}: give a key (store://...), a name (entity_name=) or an id (entity_id=)")
 
 
 def get_entity_by_key(key: str, ctx: Context | None = None) -> Entity:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from digitalhub_provider.config import Settings
+from digitalhub_provider.errors import EntityError
 from digitalhub_provider.stores.data.base import DataStore
 
 
@@ -31,6 +32,11 @@ def open_data_store(url: str, settings: Settings) -> DataStore:
 
 
 def join_url(root: str, *parts: str) -> str:
+    """``root`` and ``parts`` joined with '/'; a part that would leave ``root`` ('..' segments, NUL)
+    is refused before any file is touched."""
+    for part in parts:
+        if "\x00" in part or ".." in part.replace("\\", "/").split("/"):
+            raise EntityError(f"path part {part!r} would leave the data store's root: '..' and NUL are not allowed")
     return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
