@@ -58,8 +58,6 @@ class Settings(NamedTuple):
         )
         return f"Settings({', '.join(shown)})"
 
-    __str__ = __repr__
-
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

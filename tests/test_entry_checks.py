@@ -96,3 +96,31 @@ def test_run_files_need_a_run_id() -> None:
     with pytest.raises(EntityError, match=r"^invalid entity id '\.\./\.\./x'"):
         get_context().run_url("../../x", "result.json")
     assert get_context().run_url("abc123", "result.json").endswith("/runs/abc123/result.json")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"resources": {"cpu": "lots"}}, "invalid resource quantity 'lots' for cpu requests"),
+        ({"resources": {"disk": "1Gi"}}, "unknown resource 'disk': use cpu, mem or gpu"),
+        ({"envs": [{"value": "x"}]}, "invalid environment variable {'value': 'x'}"),
+        ({"secrets": ["Not_A_Secret"]}, "invalid secret name 'Not_A_Secret'"),
+        ({"volumes": [{"volume_type": "nfs", "name": "v", "mount_path": "/v"}]}, "volume 'v': volume_type must be"),
+        ({"node_selector": [{"k": "v"}]}, "node_selector: give a dictionary or a list of {key, value}"),
+    ],
+)
+def test_task_arguments_are_checked_on_local_runs_as_on_kubernetes(arguments: dict[str, Any], message: str) -> None:
+    fn = dh.new_function(project="demo", name="table", code=CODE, handler="table", **PY)
+    with pytest.raises(EntityError) as raised:
+        fn.run(action="job", **arguments)
+    assert str(raised.value).startswith(message)
+    assert dh.list_runs("demo") == [] and get_context().metadata.list("demo", "task") == []
+
+
+def test_the_sdk_refuses_a_pod_it_cannot_start() -> None:
+    fn = dh.new_function(project="demo", name="table", code=CODE, handler="table", **PY)
+    with pytest.raises(EntityError, match=r"^local_execution=False asks for the run in a Kubernetes pod"):
+        fn.run(action="job", local_execution=False)
+    assert dh.list_runs("demo") == []
+    run = fn.run(action="job", local_execution=True)
+    assert run.state == "COMPLETED" and run.spec.get("local_execution") is True

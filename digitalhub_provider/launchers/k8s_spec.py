@@ -157,6 +157,17 @@ def apply_profile(task: dict[str, Any], profiles: dict[str, Any], profile: str |
     return merged
 
 
+def check_task_arguments(task: dict[str, Any]) -> None:
+    """The task arguments' own rules (quantities, names, volumes, envs), whatever launcher runs the
+    task: a run that would fail on Kubernetes fails the same way locally, before it starts. A
+    profile is checked where the connection's profiles are known (:func:`apply_profile`)."""
+    resources(task.get("resources"))
+    node_selector(task.get("node_selector"))
+    volumes(task.get("volumes"))
+    env_list(task.get("envs"))
+    secret_refs(task.get("secrets"))
+
+
 def pod_manifest(
     *,
     name: str,

@@ -9,6 +9,7 @@ from typing import Any
 
 from digitalhub_provider.entities import Run
 from digitalhub_provider.entities.executable import Executable
+from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.local import LocalLauncher
 from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.sdk.outcomes import read_logs
@@ -27,6 +28,14 @@ def run_executable(
 ) -> Run:
     """Create the run and execute it with the local launcher; ``wait=False`` returns it RUNNING and
     follows it in a thread (``run.wait()``, ``run.stop()``)."""
+    if kwargs.get("local_execution") is False:  # the same refusal as an operator's pod without one
+        raise EntityError(
+            "local_execution=False asks for the run in a Kubernetes pod, which function.run() does not start: "
+            "run it here (local_execution=True, the default), or in a pod through an Airflow task "
+            "(PythonRuntimeOperator(local_execution=False) with a Kubernetes connection) or the REST API's "
+            "remote execution"
+        )
+    kwargs["local_execution"] = True
     controller = RunController(fn.ctx)
     run = controller.create(fn, action=action, **kwargs)
     started = controller.submit(fn, run, LocalLauncher(on_line=on_log if on_log is not None else _print_line))

@@ -15,6 +15,7 @@ from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.entities.keys import function_ref, is_key, parse_key, validate_name
 from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_run_spec, validate_spec
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
+from digitalhub_provider.launchers.k8s_spec import check_task_arguments
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
 from digitalhub_provider.runtimes.registry import source_fields
 from digitalhub_provider.sdk.context import Context
@@ -62,6 +63,8 @@ def new_run(
     check_outputs(outputs)
     kind = RunKind(fn.kind, action)
     given = {k: v for k, v in task_params.items() if v is not None}
+    if given:
+        check_task_arguments(given)
     # Without run arguments the task's spec is the function's key, nothing a model could reject.
     task_spec = validate_spec("task", kind.task_kind, {"function": fn.key, **given}) if given else {"function": fn.key}
     input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
