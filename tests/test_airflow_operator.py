@@ -381,3 +381,23 @@ def test_settings_never_show_their_credentials() -> None:
     for text in (repr(settings), str(settings), f"{settings}"):
         assert not any(secret in text for secret in ("api-pass-1", "AKIA-key-2", "s3-secret-3", "mlrun-4")), text
         assert "metadata_url='https://api-user:***@dh.example/api'" in text and "s3://bucket/dh" in text
+
+
+def test_a_large_result_is_stored_with_the_run_and_in_xcom_once(dh_home: Path) -> None:
+    """A result over 64 KiB: a file with the run, a reference in the run's record and in the summary
+    XCom, the value itself in its own XCom only; small results stay in place."""
+    module = load_dag("large_result.py", TEST_DAGS)
+    dr = module.test()
+    assert str(dr.state) == "success", task_states(dr)
+    pushed = xcoms("large_result", dr.run_id)
+    assert pushed[("t", "text")] == "x" * 200_000 and pushed[("t", "size")] == 200_000
+    summary = pushed[("t", "return_value")]["results"]
+    assert summary["size"] == 200_000
+    ref = summary["text"]["stored_result"]
+    assert ref["bytes"] == 200_002 and ref["path"].endswith("/results/text.json")
+    assert sum("x" * 1000 in json.dumps(value) for value in pushed.values()) == 1  # the value once in XCom
+    run = dh.list_runs("demo")[0]
+    assert run.status.results["text"] == {"stored_result": ref}  # the record holds the reference only
+    assert run.result("text") == "x" * 200_000 and run.results() == {"text": "x" * 200_000, "size": 200_000}
+    dh.delete_run(run.key)
+    assert not (dh_home / "data" / "runs" / run.id).exists()

@@ -124,3 +124,68 @@ def test_the_sdk_refuses_a_pod_it_cannot_start() -> None:
     assert dh.list_runs("demo") == []
     run = fn.run(action="job", local_execution=True)
     assert run.state == "COMPLETED" and run.spec.get("local_execution") is True
+
+
+def _datetime() -> Any:
+    import datetime
+
+    return datetime.datetime(2026, 1, 2, 3, 4)
+
+
+def _numpy_int() -> Any:
+    import numpy as np
+
+    return np.int64(3)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (lambda: float("nan"), "parameter 'x' is nan: JSON has no NaN or infinity"),
+        (lambda: [1, float("inf")], "parameter 'x'[1] is inf: JSON has no NaN or infinity"),
+        (lambda: {1, 2}, "parameter 'x' is a set ({1, 2}), which JSON cannot hold: pass a sorted list"),
+        (_datetime, "parameter 'x' is a datetime (datetime.datetime(2026, 1, 2, 3, 4)), which JSON cannot hold"),
+        (lambda: {"when": b"\x00"}, "parameter 'x'['when'] is a bytes (b'\\x00'), which JSON cannot hold: pass a str"),
+        (lambda: {3: "a"}, "parameter 'x' has the key 3: JSON object keys are strings"),
+        (_numpy_int, "parameter 'x' is a int64 (np.int64(3)), which JSON cannot hold: pass value.item()"),
+    ],
+)
+def test_parameters_that_are_not_json_values_are_refused_by_name(value: Any, message: str) -> None:
+    fn = dh.new_function(project="demo", name="table", code=CODE, handler="table", **PY)
+    with pytest.raises(EntityError) as raised:
+        fn.run(action="job", parameters={"x": value()})
+    assert str(raised.value).startswith(message)
+    assert dh.list_runs("demo") == []
+
+
+def test_a_dataframe_round_trips_as_pandas_writes_it() -> None:
+    """Integer column labels stay integers, a named index comes back, as with DataFrame.to_parquet."""
+    import pandas as pd
+
+    df = pd.DataFrame({0: [1, 2], 1: ["a", "b"]})
+    pd.testing.assert_frame_equal(dh.log_dataitem(project="demo", name="ints", kind="table", data=df).as_df(), df)
+    indexed = pd.DataFrame({"v": [1.5, 2.5]}, index=pd.Index(["x", "y"], name="k"))
+    back = dh.log_dataitem(project="demo", name="idx", kind="table", data=indexed).as_df()
+    pd.testing.assert_frame_equal(back, indexed)
+
+
+def test_a_requirement_that_does_not_exist_leaves_no_half_built_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envs = tmp_path / "envs"
+    monkeypatch.setenv("DIGITALHUB_ENVS_DIR", str(envs))
+    from digitalhub_provider.sdk.context import reset_context
+
+    reset_context()
+    fn = dh.new_function(
+        project="demo",
+        name="needs",
+        code=CODE,
+        handler="table",
+        requirements=["digitalhub-no-such-package-4711==0.0.1"],
+        **PY,
+    )
+    run = fn.run(action="job")
+    assert run.state == "ERROR"
+    assert run.status.message.startswith("cannot install the requirements ['digitalhub-no-such-package-4711==0.0.1']")
+    assert [p.name for p in envs.iterdir() if not p.name.endswith(".lock")] == []

@@ -163,6 +163,7 @@ def test_stop_while_outputs_upload_removes_them_and_registers_nothing(dh_home: P
     assert run.state == "STOPPED" and _stored(run) == "STOPPED"
     assert dh.list_dataitems("demo") == []
     assert _files_under(dh_home / "data" / "demo") == []
+    assert not (dh_home / "data" / "demo" / "dataitem").exists()  # nor the output's empty folders
 
 
 def test_a_runner_killed_with_sigkill_ends_error(dh_home: Path) -> None:

@@ -75,11 +75,39 @@ def test_delete_version_all_versions_and_cascade() -> None:
     assert ctx.metadata.list("demo", "run") == [] and ctx.metadata.list("demo", "task") == []
 
 
-def test_delete_without_cascade_keeps_runs() -> None:
+def test_a_function_with_runs_is_deleted_only_with_cascade_and_takes_their_files(dh_home: Path) -> None:
     fn = dh.new_function(project="demo", name="fn", code="def h(): return 1", **PY)
-    fn.run(action="job")
-    dh.delete_function(project="demo", entity_name="fn", delete_all_versions=True)
-    assert len(dh.list_runs("demo")) == 1
+    run = fn.run(action="job")
+    run_folder = dh_home / "data" / "runs" / run.id
+    assert (run_folder / "result.json").exists()
+    with pytest.raises(EntityError, match=r"^function 'fn' \(1 version\(s\)\) has 1 run\(s\) and 1 task\(s\): delete"):
+        dh.delete_function(project="demo", entity_name="fn", delete_all_versions=True)
+    assert len(dh.list_runs("demo")) == 1 and dh.get_function("fn", project="demo").id == fn.id
+    assert dh.delete_function(project="demo", entity_name="fn", delete_all_versions=True, cascade=True) == 1
+    assert dh.list_runs("demo") == [] and not run_folder.exists()
+
+
+def test_deleting_materials_runs_and_projects_removes_their_files(dh_home: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = dh_home / "data"
+    kept = dh.log_dataitem(project="demo", name="t", kind="table", data=pd.DataFrame({"a": [1]}))
+    gone = dh.log_dataitem(project="demo", name="t", kind="table", data=pd.DataFrame({"a": [2]}))
+    source = tmp_path / "notes.txt"
+    source.write_text("mine")
+    art = dh.log_artifact(project="demo", name="notes", kind="artifact", source=str(source))
+    assert (data / "demo" / "dataitem" / "t" / gone.id).is_dir()
+    dh.delete_dataitem(project="demo", entity_id=gone.id)
+    assert not (data / "demo" / "dataitem" / "t" / gone.id).exists()
+    assert (data / "demo" / "dataitem" / "t" / kept.id).is_dir()  # the other version keeps its files
+    dh.delete_artifact(art.key)
+    assert not list((data / "demo" / "artifact").rglob("notes.txt")) and source.exists()  # the user's file stays
+    run = dh.new_function(project="demo", name="fn", code="def h(): return 1", **PY).run(action="job")
+    dh.delete_run(run.key)
+    assert not (data / "runs" / run.id).exists()
+    other = dh.new_function(project="demo", name="fn2", code="def h(): return 2", **PY).run(action="job")
+    dh.delete_project("demo")
+    assert not (data / "demo").exists() and not (data / "runs" / other.id).exists()
 
 
 def test_export_then_import_gives_the_same_entity(tmp_path: Path) -> None:

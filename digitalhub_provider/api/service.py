@@ -2,7 +2,8 @@
 
 Lists page in SQL (a page and a count, both on the store's indexes); deletes
 cascade the way DigitalHub Core does: a function version takes its tasks and
-their runs with it, a project everything in it. A run's status changes only
+their runs with it, a project everything in it, files included (a function with
+runs is deleted only with ``cascade``: :mod:`~digitalhub_provider.stores.deletion`). A run's status changes only
 through the run controller, as everywhere in the package.
 """
 
@@ -17,9 +18,16 @@ from digitalhub_provider.api.execution import AirflowRun, Executor, NotConfigure
 from digitalhub_provider.api.wire import check_entity, check_project
 from digitalhub_provider.entities import Run, State
 from digitalhub_provider.entities.keys import function_ref
-from digitalhub_provider.errors import DigitalHubError, EntityExistsError, EntityNotFoundError, IllegalTransitionError
+from digitalhub_provider.errors import (
+    DigitalHubError,
+    EntityError,
+    EntityExistsError,
+    EntityNotFoundError,
+    IllegalTransitionError,
+)
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.controller import RunController
+from digitalhub_provider.stores import deletion
 from digitalhub_provider.stores.metadata import MetadataStore
 
 DEFAULT_PAGE_SIZE = 20
@@ -78,7 +86,7 @@ class Service:
     def delete_project(self, name: str, cascade: bool) -> None:
         self.get_project(name)
         if cascade:
-            self.store.delete_project(name)
+            deletion.delete_project(self.ctx, name)
         else:
             self.store.delete(name, "project", ids=[name])
 
@@ -148,10 +156,12 @@ class Service:
         self._delete_versions(project, entity_type, name, versions, cascade)
 
     def _delete_versions(self, project: str, entity_type: str, name: str, ids: list[str], cascade: bool) -> None:
-        if cascade and entity_type in ("function", "workflow"):
-            for child in ("run", "task"):
-                self.store.delete(project, child, function_name=name, function_ids=ids)
-        self.store.delete(project, entity_type, ids=ids)
+        try:
+            deletion.delete_versions(self.ctx, project, entity_type, name, ids, cascade)
+        except EntityNotFoundError:
+            raise
+        except EntityError as exc:  # a function with runs, without cascade
+            raise bad_request(str(exc)) from None
 
     def page(self, project: str, entity_type: str, filters: dict[str, str], page: int, size: int) -> dict[str, Any]:
         unknown = sorted(set(filters) - set(FILTERS))

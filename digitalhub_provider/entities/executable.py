@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -77,15 +78,22 @@ class Run(Entity):
         return {n: self.output(n, as_key=as_key, as_dict=as_dict) for n in names}
 
     def result(self, result_name: str) -> Any:
+        """A result's value (one too large for the run's record is read from the data store)."""
         results: dict[str, Any] = self.status.get("results") or {}
         if result_name not in results:
             raise EntityNotFoundError(
                 f"run {self.id} has no result {result_name!r} (results: {', '.join(sorted(results)) or 'none'})"
             )
-        return results[result_name]
+        return self._value(results[result_name])
 
     def results(self) -> dict[str, Any]:
-        return dict(self.status.get("results") or {})
+        return {name: self._value(value) for name, value in (self.status.get("results") or {}).items()}
+
+    def _value(self, value: Any) -> Any:
+        path = stored_result_path(value)
+        if path is None:
+            return value
+        return json.loads(self.ctx.data_store(path).read_bytes(path))
 
     def logs(self) -> str:
         """The run's stored stdout and stderr."""
@@ -106,3 +114,11 @@ class Run(Entity):
 
     def invoke(self, **kwargs: Any) -> Any:
         raise EntityError("invoke() needs a run of the serve action, which this provider does not offer yet")
+
+
+def stored_result_path(value: Any) -> str | None:
+    """Where a result too large for the run's record is (``{"stored_result": {"path": ...}}``), or None."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("stored_result"), dict):
+        path = value["stored_result"].get("path")
+        return path if isinstance(path, str) else None
+    return None

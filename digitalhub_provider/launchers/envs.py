@@ -120,20 +120,24 @@ def ensure_environment(
             log(
                 f"building runtime environment {env_dir.name} ({python_version}, requirements: {requirements or 'none'})"  # noqa: E501
             )
-            _run([base, "-m", "venv", str(env_dir)], "create the virtualenv")
-            _run(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "-q",
-                    *RUNNER_REQUIREMENTS,
-                    *requirements,
-                ],
-                f"install the requirements {requirements}",
-            )
+            try:
+                _run([base, "-m", "venv", str(env_dir)], "create the virtualenv")
+                _run(
+                    [
+                        str(python),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        "-q",
+                        *RUNNER_REQUIREMENTS,
+                        *requirements,
+                    ],
+                    f"install the requirements {requirements}",
+                )
+            except BaseException:
+                shutil.rmtree(env_dir, ignore_errors=True)  # no half-built environment stays behind
+                raise
             (env_dir / ".complete").write_text("ok\n")
         _install_runner(env_dir, python)
     return str(python)

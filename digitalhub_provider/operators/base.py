@@ -384,12 +384,15 @@ class DigitalHubRunOperator(BaseOperator):
         self.log.info("%s", line)
 
     def push_xcom(self, context: AirflowContext, run: Run) -> dict[str, Any]:
-        """One XCom per output name (the entity key) and per result name (the value), plus the summary."""
+        """One XCom per output name (the entity key) and per result name (the value), plus the summary.
+        A result too large for the run's record is in its own XCom once; the summary holds its reference."""
         ti = context["ti"]
         outputs: dict[str, str] = run.status.get("outputs") or {}
         results: dict[str, Any] = run.status.get("results") or {}
-        for name, value in {**outputs, **results}.items():
+        for name, value in outputs.items():
             ti.xcom_push(key=name, value=value)
+        for name in results:
+            ti.xcom_push(key=name, value=run.result(name))
         return {"run_id": run.id, "run_key": run.key, "state": run.state, "outputs": outputs, "results": results}
 
     def on_kill(self) -> None:

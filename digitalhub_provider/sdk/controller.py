@@ -40,9 +40,16 @@ from digitalhub_provider.launchers import processes
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
 from digitalhub_provider.sdk.context import Context
-from digitalhub_provider.sdk.outcomes import delete_written, read_result, registrations, store_logs
+from digitalhub_provider.sdk.outcomes import (
+    delete_written,
+    read_result,
+    registrations,
+    store_large_results,
+    store_logs,
+)
 from digitalhub_provider.sdk.runspecs import build_runspec, new_run, store_runspec
 from digitalhub_provider.states import UNFINISHED_STATES
+from digitalhub_provider.stores.deletion import remove_files
 
 if TYPE_CHECKING:
     from digitalhub_provider.runtimes.contract import RunResult
@@ -144,12 +151,14 @@ class RunController:
         except StateChangedError:
             return self._lost_race(run, result)
 
-    def _lost_race(self, run: Run, result: RunResult | None) -> Run:
-        """Another process ended ``run`` first: its outcome stands. The files of ``result`` are those
-        of the run's one RunResult: a process that completed the run registered them, and they stay."""
+    def _lost_race(self, run: Run, result: RunResult | None, stored: list[str] | None = None) -> Run:
+        """Another process ended ``run`` first: its outcome stands. The files of ``result`` (and the
+        large results stored from it) are those of the run's one RunResult: a process that completed
+        the run registered them, and they stay."""
         self._reload(run)
         if run.state != State.COMPLETED.value:
             delete_written(self.ctx, result)
+            remove_files(self.ctx, stored or [])
         return run
 
     # -- create and start ----------------------------------------------------------------
@@ -320,21 +329,23 @@ class RunController:
     def _complete(self, run: Run, result: RunResult) -> Run:
         try:
             creates, output_keys = registrations(run, result)
+            results, stored = store_large_results(self.ctx, run, result.results)
         except DigitalHubError as exc:
             delete_written(self.ctx, result)
             return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
         run.status.message = None
-        self.transition(run, State.COMPLETED, persist=False, outputs=output_keys, results=result.results)
+        self.transition(run, State.COMPLETED, persist=False, outputs=output_keys, results=results)
         timings = run.status.timings  # type: ignore[attr-defined]
         timings.update(handler_started=result.timings.get("started"), handler_finished=result.timings.get("finished"))
         try:
             self._save(run, creates)
         except StateChangedError:
-            return self._lost_race(run, result)
+            return self._lost_race(run, result, stored)
         except DigitalHubError as exc:
             if State(self._reload(run).state).final:  # ended meanwhile: e.g. completed with these same entities
-                return self._lost_race(run, result)
+                return self._lost_race(run, result, stored)
             delete_written(self.ctx, result)
+            remove_files(self.ctx, stored)
             return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
         return run
 

@@ -6,15 +6,18 @@ and writes it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run
 from digitalhub_provider.entities.specs import validate_spec
-from digitalhub_provider.errors import DigitalHubError, EntityError
+from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.base import log_path
+from digitalhub_provider.names import validate_name
 from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RunResult
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.runspecs import INPUT_TYPES
+from digitalhub_provider.stores.deletion import remove_files
 
 Creates = list[tuple[str, dict[str, Any]]]
 
@@ -57,19 +60,36 @@ def registrations(run: Run, result: RunResult) -> tuple[Creates, dict[str, str]]
     return creates, output_keys
 
 
+# Results up to this size (their JSON) are kept in the run's record and in XCom as they are; a larger
+# one is a file on the data store with the run (``runs/<id>/results/<name>.json``), referenced.
+LARGE_RESULT_BYTES = 64 * 1024
+STORED_RESULT = "stored_result"  # the reference's one key: {"stored_result": {"path": ..., "bytes": ...}}
+
+
+def store_large_results(ctx: Context, run: Run, results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``results`` with each value over :data:`LARGE_RESULT_BYTES` written to the data store and replaced
+    by a reference; and the files written (to remove if the run is not recorded after all)."""
+    kept: dict[str, Any] = {}
+    written: list[str] = []
+    for name, value in results.items():
+        raw = json.dumps(value).encode()
+        if len(raw) <= LARGE_RESULT_BYTES:
+            kept[name] = value
+            continue
+        url = ctx.run_url(run.id, f"results/{validate_name(name, 'result name')}.json")
+        ctx.data_store(url).write_bytes(url, raw)
+        written.append(url)
+        kept[name] = {STORED_RESULT: {"path": url, "bytes": len(raw)}}
+    return kept, written
+
+
 def delete_written(ctx: Context, result: RunResult | None) -> None:
     """Remove the files of what the run wrote under the data store's root (nothing is registered)."""
     if result is None:
         return
     root = ctx.data_root.rstrip("/") + "/"
     items = [*result.logged, *(o for o in result.outputs.values() if not o.get("existing"))]
-    for item in items:
-        path = item["entity"].get("spec", {}).get("path", "")
-        if path.startswith(root):
-            try:
-                ctx.data_store(path).delete(path)
-            except DigitalHubError:
-                pass
+    remove_files(ctx, [p for item in items if (p := item["entity"].get("spec", {}).get("path", "")).startswith(root)])
 
 
 def store_logs(ctx: Context, run: Run) -> None:

@@ -7,6 +7,7 @@ and moves it through its states.
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def new_run(
         raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
     if parameters is not None and not isinstance(parameters, dict):
         raise EntityError(f"parameters must be a dictionary, got {type(parameters).__name__}")
+    for name, value in (parameters or {}).items():
+        check_json_value(value, f"parameter {name!r}")
     if inputs is not None and not isinstance(inputs, dict):
         raise EntityError(
             f"inputs must be a dictionary of input name to entity key, got {type(inputs).__name__}: "
@@ -101,6 +104,38 @@ def new_run(
     run.status.timings = {"created": stamp}  # type: ignore[attr-defined]
     run.status.transitions = [{"status": State.CREATED.value, "time": stamp}]  # type: ignore[attr-defined]
     return run
+
+
+def check_json_value(value: Any, what: str) -> None:
+    """Parameters are stored and passed as JSON: a value JSON cannot hold as it is (NaN, a datetime, a
+    set, an object) is refused with its name, rather than converted behind the user's back."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EntityError(f"{what} is {value!r}: JSON has no NaN or infinity; pass None or a number")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_json_value(item, f"{what}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EntityError(f"{what} has the key {key!r}: JSON object keys are strings")
+            check_json_value(item, f"{what}[{key!r}]")
+        return
+    hint = {
+        "datetime": "pass value.isoformat()",
+        "date": "pass value.isoformat()",
+        "set": "pass a sorted list",
+        "frozenset": "pass a sorted list",
+        "Decimal": "pass a str or a float",
+        "bytes": "pass a str (base64 for binary data)",
+    }.get(type(value).__name__, "pass a JSON value: None, bool, int, float, str, list or dict")
+    if type(value).__module__ == "numpy":
+        hint = "pass value.item() (or value.tolist() for an array)"
+    raise EntityError(f"{what} is a {type(value).__name__} ({value!r}), which JSON cannot hold: {hint}")
 
 
 def check_outputs(outputs: Any) -> None:

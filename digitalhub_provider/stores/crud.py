@@ -18,6 +18,7 @@ from digitalhub_provider.entities.base import new_id, now_iso
 from digitalhub_provider.entities.keys import is_key, parse_key, validate_project_name
 from digitalhub_provider.entities.specs import validate_spec
 from digitalhub_provider.errors import EntityError, EntityExistsError, EntityNotFoundError
+from digitalhub_provider.stores import deletion
 from digitalhub_provider.stores.context import Context, get_context
 
 E = TypeVar("E", bound=Entity)
@@ -57,9 +58,10 @@ def get_or_create_project(name: str, ctx: Context | None = None, **kwargs: Any) 
 
 
 def delete_project(name: str, cascade: bool = True, ctx: Context | None = None) -> int:
+    """The project; with ``cascade`` (the default) everything in it, its files included."""
     c = _ctx(ctx)
     get_project(name, ctx=ctx)
-    return c.metadata.delete_project(name) if cascade else c.metadata.delete(name, "project", ids=[name])
+    return deletion.delete_project(c, name) if cascade else c.metadata.delete(name, "project", ids=[name])
 
 
 # -- create / update ---------------------------------------------------------------------
@@ -239,8 +241,8 @@ def delete_entity(
     ctx: Context | None = None,
     **_: Any,
 ) -> int:
-    """Delete one version (by id, or the latest by name) or every version of a name;
-    ``cascade`` also deletes the tasks and runs of the deleted function versions."""
+    """Delete one version (by id, or the latest by name) or every version of a name, with its files;
+    a function or workflow with tasks or runs needs ``cascade``, which deletes them too."""
     c = _ctx(ctx)
     etype = cls.ENTITY_TYPE
     if entity_id and delete_all_versions:
@@ -252,10 +254,7 @@ def delete_entity(
         versions = [e["id"] for e in c.metadata.list(target.project, etype, name=target.name, all_versions=True)]
     else:
         versions = [target.id]
-    if cascade and etype in ("function", "workflow"):
-        for child in ("run", "task"):
-            c.metadata.delete(target.project, child, function_name=target.name, function_ids=versions)
-    return c.metadata.delete(target.project, etype, ids=versions)
+    return deletion.delete_versions(c, target.project, etype, target.name or "", versions, cascade)
 
 
 # -- import / export -----------------------------------------------------------------------

@@ -80,7 +80,9 @@ def write_df(ctx: Context, df: Any, path: str, **kwargs: Any) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    # As pandas writes it (index=None): a RangeIndex and the column labels' types (integer column names
+    # stay integers) go in the pandas metadata, another index as columns.
+    table = pa.Table.from_pandas(df, preserve_index=None)
     store = ctx.data_store(path)
     local = store.local_path(path)
     if local is not None:
