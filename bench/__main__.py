@@ -40,6 +40,7 @@ FIGURES = {
     "P5": ("bench.p5_mapped", "mapped tasks under a real scheduler (LocalExecutor)"),
     "P6": ("bench.p6_kubernetes", "one python job on the Kubernetes launcher (stand-in API server)"),
     "P8": ("bench.p8_rest_api", "the REST API with many runs: a page of runs, runs created"),
+    "P9": ("bench.p9_console", "the console's runs page with many runs, in headless Chromium"),
 }
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 

@@ -19,7 +19,7 @@ Only the standard library is imported here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -149,9 +149,8 @@ class ConnectionExtras:
     pod_operator_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, extra: Any, conn_id: str | None = None, only: Collection[str] | None = None) -> ConnectionExtras:
-        """The typed extras of a connection's extra JSON (already parsed); unknown keys are ignored, and with
-        ``only`` every key but those (left at their defaults)."""
+    def from_dict(cls, extra: Any, conn_id: str | None = None) -> ConnectionExtras:
+        """The typed extras of a connection's extra JSON (already parsed); unknown keys are ignored."""
         if extra is None:
             return cls()
         if not isinstance(extra, dict):
@@ -159,7 +158,7 @@ class ConnectionExtras:
             raise ConnectionExtrasError(f"the extras of {where} must be a JSON object, got a {type(extra).__name__}")
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name not in extra or (only is not None and f.name not in only):
+            if f.name not in extra:
                 continue
             raw = extra[f.name]
             parse = PARSERS.get(f.name)
@@ -173,12 +172,6 @@ class ConnectionExtras:
     def keys(cls) -> tuple[str, ...]:
         """Every extra read from a connection."""
         return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def ui_url_of(cls, extra: Any, conn_id: str | None = None) -> str | None:
-        """Only ``ui_url`` of a connection's extra JSON, typed as :meth:`from_dict` types it (for a caller that
-        needs nothing else: the operators' extra link, decided where a DAG is serialised)."""
-        return cls.from_dict(extra, conn_id, only=("ui_url",)).ui_url
 
 
 # The keys that are not strings, and their parsers; every other key is a string.

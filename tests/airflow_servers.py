@@ -285,11 +285,14 @@ def airflow_deployment(
     extra_env: dict[str, str] | None = None,
     services: tuple[str, ...] = ("api-server", "dag-processor", "scheduler"),
     login: tuple[str, str] | None = None,
+    celery_workers: int = 0,
 ) -> Iterator[AirflowDeployment]:
     """``airflow db migrate``, then ``services`` (api-server, scheduler and dag-processor), each in
     its own process group; all stopped on exit. The caller checks ``survivors()`` afterwards.
     ``login``: the user and password whose token the client sends (see :func:`user_env`); without
-    it every request is an admin's."""
+    it every request is an admin's. ``celery_workers``: that many ``airflow celery worker`` processes
+    (``worker-1``, ...), each with its own temporary folder and log server port, for a deployment
+    whose ``extra_env`` sets the CeleryExecutor, its broker and result backend."""
     home.mkdir(parents=True, exist_ok=True)
     ports: dict[str, int] = {}
     for name in ("api", "scheduler_health", "worker_log_server"):
@@ -312,6 +315,15 @@ def airflow_deployment(
                 proc = _spawn(cmd, home / f"{name}.log", env)
                 dep.procs[name] = proc
                 stack.callback(_stop, dep, proc)  # LIFO: the scheduler first, the api-server last
+            for i in range(1, celery_workers + 1):
+                name = f"worker-{i}"
+                tmp = home / name / "tmp"
+                tmp.mkdir(parents=True, exist_ok=True)
+                worker_env = {**env, "TMPDIR": str(tmp), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+                cmd = [*AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h"]
+                proc = _spawn(cmd, home / f"{name}.log", worker_env)
+                dep.procs[name] = proc
+                stack.callback(_stop, dep, proc)  # workers stop before the scheduler
             try:
                 wait_port(api_port, 180, dep.procs["api-server"])
                 if "scheduler" in dep.procs:
@@ -338,5 +350,5 @@ def _stop(dep: AirflowDeployment, proc: subprocess.Popen[bytes]) -> None:
     dep.track()
     started = time.monotonic()
     stop_group(proc, grace=30.0)
-    name = next(n for n, p in dep.procs.items() if p is proc)
+    name = next((n for n, p in dep.procs.items() if p is proc), f"pid {proc.pid}")  # a test may have killed it
     dep.stop_seconds[name] = round(time.monotonic() - started, 1)

@@ -79,6 +79,32 @@ def moto_server(tmp: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+@contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    """Debian's redis-server on a free loopback port, nothing persisted; its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found (apt-get install redis-server)")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
+    with process_group(cmd, port, tmp / "redis.log"):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def create_database(pg_url: str, name: str) -> str:
+    """A new database on the server of ``pg_url`` (a SQLAlchemy URL); the URL of the new one."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    conn = psycopg2.connect(host=url.host, port=url.port, user=url.username, dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
 def pg_bindir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:

@@ -42,7 +42,9 @@ def test_world_cities_flow_outputs_lineage_and_xcom(dh_home: Path) -> None:
     labels = set(report_run.metadata.labels or [])
     assert {"airflow.dag_id=world_cities", f"airflow.run_id={dr.run_id}", "airflow.task_id=report",
             "airflow.map_index=-1", "airflow.try_number=1"} <= labels  # fmt: skip
-    assert ("report", "_link_DigitalHubRunLink") not in x  # no console named by the connection: no link
+    # no console named by the connection: the link opens the run in the console the plugin serves
+    link = x[("report", "_link_DigitalHubRunLink")]
+    assert link.endswith(f"/digitalhub/console/#/projects/demo/runs/{report_run.id}")
 
     # rerunning the DAG makes no new function versions
     versions = len(dh.list_functions("demo", all_versions=True))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,26 +142,12 @@ def test_a_saved_connection_holds_only_what_was_set() -> None:
 
 # -- the extra link ----------------------------------------------------------------------------------------------
 @pytest.fixture
-def console_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """``dh_console`` names a console, ``dh_no_console`` none, ``digitalhub_default`` is not defined; the ids
-    the hook looked up are listed."""
-    from digitalhub_provider.hooks import digitalhub
-
+def console_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dh_console`` names a console, ``dh_no_console`` none, ``digitalhub_default`` is not defined."""
     conn = {"conn_type": "digitalhub", "extra": {"ui_url": "https://console.example/"}}
     monkeypatch.setenv("AIRFLOW_CONN_DH_CONSOLE", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_DH_NO_CONSOLE", json.dumps({"conn_type": "digitalhub", "extra": {"ui_url": None}}))
     monkeypatch.delenv("AIRFLOW_CONN_DIGITALHUB_DEFAULT", raising=False)
-    looked_up: list[str] = []
-    named = digitalhub.DigitalHubHook._console_named.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: Any, conn_id: str) -> bool | None:
-        looked_up.append(conn_id)
-        return named(cls, conn_id)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(digitalhub.DigitalHubHook, "_console_named", classmethod(counting))
-    digitalhub._console_answers.clear()
-    yield looked_up
-    digitalhub._console_answers.clear()
 
 
 def _links_shown(dag: Any) -> dict[str, list[str]]:
@@ -173,34 +158,10 @@ def _links_shown(dag: Any) -> dict[str, list[str]]:
     return {task.task_id: sorted(task.extra_links) for task in served.tasks}
 
 
-def test_a_task_declares_its_run_link_only_with_a_console(console_connections: list[str]) -> None:
-    dag = load_dags("ui_conventions.py", TEST_DAGS)["extra_links"]
-    assert console_connections == []  # building the tasks looks nothing up
-    assert _links_shown(dag) == {
-        "default_conn": [],  # not defined: the embedded default, no console
-        "with_console": ["DigitalHub run"],
-        "without_console": [],
-        "mapped": ["DigitalHub run"],  # a mapped task takes its class's links
-    }
-    assert sorted(console_connections) == ["dh_console", "dh_no_console", "digitalhub_default"]  # once each
-
-
-def test_the_console_is_read_alone() -> None:
-    """Where a DAG is serialised only ``ui_url`` is read: another key's mistake is the task's to report."""
-    from digitalhub_provider.connection_extras import ConnectionExtras, ConnectionExtrasError
-
-    assert (
-        ConnectionExtras.ui_url_of({"ui_url": "https://c/", "launcher": "bogus", "in_cluster": "maybe"}) == "https://c/"
-    )
-    assert ConnectionExtras.ui_url_of({"ui_url": ""}) is None and ConnectionExtras.ui_url_of(None) is None
-    for bad in ({"ui_url": 3}, ["ui_url"]):
-        with pytest.raises(ConnectionExtrasError):
-            ConnectionExtras.ui_url_of(bad)
-
-
-def test_a_connection_that_cannot_be_read_there_keeps_the_link(
-    console_connections: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_task_declares_its_run_link(console_connections: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With or without a console named by the connection, the run has a page (the plugin's console
+    otherwise): every task declares the link, and no connection is read for it where the DAG is
+    serialised (a process that may not read connections serialises it the same)."""
     from airflow.sdk import BaseHook
 
     def refused(conn_id: str) -> Any:
@@ -208,17 +169,43 @@ def test_a_connection_that_cannot_be_read_there_keeps_the_link(
 
     monkeypatch.setattr(BaseHook, "get_connection", staticmethod(refused))
     dag = load_dags("ui_conventions.py", TEST_DAGS)["extra_links"]
-    assert _links_shown(dag)["without_console"] == ["DigitalHub run"]
+    assert _links_shown(dag) == {
+        "default_conn": ["DigitalHub run"],
+        "with_console": ["DigitalHub run"],
+        "without_console": ["DigitalHub run"],
+        "mapped": ["DigitalHub run"],  # a mapped task takes its class's links
+    }
 
 
-def test_the_link_follows_the_connection_when_the_task_runs(console_connections: list[str]) -> None:
+def test_the_link_follows_the_connection_when_the_task_runs(console_connections: None) -> None:
+    """The connection's console when it names one, else the run's page in the console the plugin serves
+    (Airflow's ``[api] base_url`` in front, a path on the UI's origin without one)."""
+    from digitalhub_provider.links.run import _airflow_base_url, console_run_url
+
     dag = load_dags("ui_conventions.py", TEST_DAGS)["extra_links"]
     dr = dag.test()
     assert str(dr.state) == "success", task_states(dr)
     x = xcoms("ui_extra_links", dr.run_id)
     run_id = x[("with_console", "return_value")]["run_id"]
     assert x[("with_console", "_link_DigitalHubRunLink")] == f"https://console.example/#/projects/demo/runs/{run_id}"
-    assert not [key for key in x if key[1].startswith("_link_") and key[0] != "with_console"]
+    base = _airflow_base_url()
+    for task_id in ("default_conn", "without_console"):
+        other = x[(task_id, "return_value")]["run_id"]
+        expected = f"{(base or '').rstrip('/')}/digitalhub/console/#/projects/demo/runs/{other}"
+        assert x[(task_id, "_link_DigitalHubRunLink")] == expected == console_run_url("demo", other, base)
+
+
+def test_the_console_url_of_a_run() -> None:
+    from digitalhub_provider.links.run import console_run_url
+
+    assert console_run_url("demo", "r1") == "/digitalhub/console/#/projects/demo/runs/r1"
+    assert (
+        console_run_url("demo", "r1", "http://airflow:8080/")
+        == "http://airflow:8080/digitalhub/console/#/projects/demo/runs/r1"
+    )
+    assert (
+        console_run_url("a b", "r/1", "https://x/af") == "https://x/af/digitalhub/console/#/projects/a%20b/runs/r%2F1"
+    )
 
 
 # -- the task log of a run's end ------------------------------------------------------------------------------

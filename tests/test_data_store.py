@@ -126,7 +126,7 @@ def test_log_material_bad_input_writes_nothing(tmp_path: Path, dh_home: Path) ->
         dh.log_dataitem(project="demo", name="d")
     src = tmp_path / "f.txt"
     src.write_text("x")
-    with pytest.raises(EntityError, match="invalid name"):
+    with pytest.raises(EntityError, match="invalid artifact name 'bad/name'"):
         dh.log_artifact(project="demo", name="bad/name", source=str(src))
     assert dh.list_artifacts("demo") == [] and dh.list_dataitems("demo") == []
     assert not list((dh_home / "data").rglob("f.txt"))

@@ -6,6 +6,12 @@ built on its first request. Every route asks for Airflow's own authentication: t
 that Airflow's ``POST /auth/token`` hands out, sent as ``Authorization: Bearer ...`` (the
 official SDK sends ``DHCORE_ACCESS_TOKEN`` so), or the Airflow UI's session cookie. The
 stores are those of the ``digitalhub_default`` connection (the embedded default without it).
+
+The same app serves the console (static HTML, JavaScript and CSS bundled in
+``digitalhub_provider/console/static``) at ``/digitalhub/console/``: it holds no data and
+asks no authentication itself; its pages read and write through the API above, with the
+Airflow UI's cookie. Airflow shows it in its navigation (``external_views``, an iframe at
+``/plugin/digitalhub``) and as a task instance's tab (the run of that task).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ if TYPE_CHECKING:
     from digitalhub_provider.sdk.context import Context
 
 URL_PREFIX = "/digitalhub"
+CONSOLE_PATH = "/console"
+CONSOLE_URL = f"{URL_PREFIX}{CONSOLE_PATH}/"
 CONTEXT_TTL = 60.0  # seconds a connection's stores are reused before the connection is read again
 
 
@@ -75,13 +83,44 @@ class LazyApp:
                 from digitalhub_provider.api.app import create_app
                 from digitalhub_provider.api.execution import InAirflow
 
-                self._app = create_app(context=_ConnectionContext(), authenticate=airflow_user, executor=InAirflow())
+                app = create_app(context=_ConnectionContext(), authenticate=airflow_user, executor=InAirflow())
+                mount_console(app)
+                self._app = app
             return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
 
+def mount_console(app: FastAPI) -> None:
+    """The console's static files at :data:`CONSOLE_PATH` of ``app`` (``index.html`` for the folder)."""
+    from pathlib import Path
+
+    from starlette.staticfiles import StaticFiles
+
+    import digitalhub_provider.console
+
+    folder = Path(digitalhub_provider.console.__file__).parent / "static"
+    app.mount(CONSOLE_PATH, StaticFiles(directory=folder, html=True), name="console")
+
+
 class DigitalHubPlugin(AirflowPlugin):
     name = "digitalhub"
     fastapi_apps: list[Any] = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "DigitalHub Core API"}]
+    # Airflow's UI shows each view in an iframe at /plugin/<url_route>; a task instance's tab gets
+    # its href with {DAG_ID}, {RUN_ID}, {TASK_ID} and {MAP_INDEX} filled in.
+    external_views: list[Any] = [
+        {
+            "name": "DigitalHub",
+            "href": CONSOLE_URL,
+            "destination": "nav",
+            "url_route": "digitalhub",
+            "nav_top_level": True,
+        },
+        {
+            "name": "DigitalHub run",
+            "href": f"{CONSOLE_URL}#/ti/{{DAG_ID}}/{{RUN_ID}}/{{TASK_ID}}/{{MAP_INDEX}}",
+            "destination": "task_instance",
+            "url_route": "digitalhub-run",
+        },
+    ]

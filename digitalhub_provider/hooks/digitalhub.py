@@ -18,30 +18,23 @@ and what each field's emptiness means: :mod:`digitalhub_provider.hooks.fields`. 
   runtime registers its runs and artifacts with, after running them; ``mlrun_token`` its token (masked).
 
 The extras are read and typed once, into :attr:`DigitalHubHook.connection_extras`
-(:class:`~digitalhub_provider.connection_extras.ConnectionExtras`); nothing else reads the raw keys
-(:meth:`DigitalHubHook.names_a_console` reads ``ui_url`` alone, where a DAG is serialised).
+(:class:`~digitalhub_provider.connection_extras.ConnectionExtras`); nothing else reads the raw keys.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from digitalhub_provider.config import Settings, url_password, with_password
-from digitalhub_provider.connection_extras import ConnectionExtras, ConnectionExtrasError
+from digitalhub_provider.connection_extras import ConnectionExtras
 from digitalhub_provider.hooks.fields import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:  # the stores load when a task asks for them, not where a DAG is parsed or serialised
     from digitalhub_provider.sdk.context import Context
-
-# names_a_console's answers by connection id, for this long: one DAG file's tasks, serialised together, share
-# one look-up (the DAG processor parses each file in a process of its own).
-CONSOLE_LOOKUP_SECONDS = 10.0
-_console_answers: dict[str, tuple[float, bool | None]] = {}
 
 
 class DigitalHubHook(BaseHook):
@@ -65,41 +58,6 @@ class DigitalHubHook(BaseHook):
             "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
             "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
         }
-
-    @classmethod
-    def names_a_console(cls, conn_id: str) -> bool | None:
-        """Whether connection ``conn_id`` names a DigitalHub console (``ui_url``): ``False`` when it is not
-        defined or names none, ``None`` when it cannot be read here (the caller decides). Never raises.
-
-        Reads that one key, without building the connection's settings: the operators ask it where a DAG is
-        serialised (the DAG processor, ``dag.test()``), to declare their extra link only with a console.
-        Answers are kept :data:`CONSOLE_LOOKUP_SECONDS` per connection id."""
-        now = time.monotonic()
-        known = _console_answers.get(conn_id)
-        if known is not None and now - known[0] < CONSOLE_LOOKUP_SECONDS:
-            return known[1]
-        answer = cls._console_named(conn_id)
-        _console_answers[conn_id] = (now, answer)
-        return answer
-
-    @classmethod
-    def _console_named(cls, conn_id: str) -> bool | None:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            conn = cls.get_connection(conn_id)
-        except AirflowNotFoundException:
-            return False
-        except Exception:  # e.g. a secrets backend that refuses this process: unknown
-            import logging
-
-            logging.getLogger(__name__).debug("connection %r could not be read for its ui_url", conn_id, exc_info=True)
-            return None
-        try:
-            url = ConnectionExtras.ui_url_of(cls._extra_of(conn), conn_id)
-        except ConnectionExtrasError:  # not a string, or the extra not a JSON object: the task fails anyway
-            return None
-        return bool(url and url.strip())
 
     @staticmethod
     def _extra_of(conn: Any) -> Any:

@@ -108,10 +108,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "ui_url": _field(
         RUNS,
         "DigitalHub console URL",
-        "The base URL of a DigitalHub console, e.g. https://console.digitalhub.example/: each task then links "
-        "to its run there (the DigitalHub run button under Extra Links, <URL>/#/projects/<project>/runs/<run id>). "
-        "Empty: no link, and the task log names the run's folder on the data store. DAG runs created after "
-        "the DAG file is parsed again show the change.",
+        "The base URL of another DigitalHub console, e.g. https://console.digitalhub.example/: each task's "
+        "DigitalHub run button (under Extra Links) then opens its run there (<URL>/#/projects/<project>/runs/"
+        "<run id>). Empty: the button opens the run in the console this provider serves inside Airflow.",
     ),
     # -- Kubernetes --------------------------------------------------------------------------------------
     "namespace": _field(KUBERNETES, "Kubernetes namespace", "Where run pods are created. Empty: default."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
@@ -11,36 +11,56 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
+# Where the provider's plugin serves the console in Airflow's api-server (digitalhub_provider/api/plugin.py;
+# not imported from there: this module loads in every task process).
+CONSOLE_PATH = "/digitalhub/console/"
+
+
+def console_run_url(project: str, run_id: str, base_url: str | None = None) -> str:
+    """The run's page in the console the plugin serves: ``base_url`` (Airflow's ``[api] base_url``) in
+    front, or a path on the same origin as the Airflow UI without one."""
+    from urllib.parse import quote
+
+    prefix = (base_url or "").rstrip("/")
+    return f"{prefix}{CONSOLE_PATH}#/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def _airflow_base_url() -> str | None:
+    try:
+        from airflow.sdk import conf
+
+        return conf.get("api", "base_url", fallback=None) or None
+    except Exception:  # no configuration to read: a path on the same origin
+        return None
+
 
 class DigitalHubRunLink(BaseOperatorLink):
-    """Points at the run in the DigitalHub console the connection names (``ui_url``). Without one the
-    task declares and stores no link (the run's folder on the data store is in the task log instead:
-    browsers do not open ``file://`` or ``s3://`` links from the Airflow UI)."""
+    """Points at the run in the DigitalHub console: the one the connection names (``ui_url``), else the
+    console the provider's plugin serves inside Airflow (same origin)."""
 
     name = "DigitalHub run"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return str(getattr(operator, "run_link", "") or "")
+        link = str(getattr(operator, "run_link", "") or "")
+        if link:
+            return link
+        run = getattr(operator, "_run", None)
+        if run is None:  # the task created no run (it failed before): no link
+            return ""
+        return console_run_url(str(run.project), str(run.id), _airflow_base_url())
 
 
 class RunLinks:
-    """``operator_extra_links`` of the DigitalHub operators: the run link only when the task's connection
-    names a console.
+    """``operator_extra_links`` of the DigitalHub operators: the run link, declared on every task.
 
-    Airflow 3.3.2's UI shows a task's *Extra Links* section when its serialised task declares any link, a
-    link without a URL included (an empty section). A task is serialised where its DAG is parsed (the DAG
-    processor, ``dag.test()``), and that reads each task's ``operator_extra_links``: this descriptor answers
-    there, once per task, by asking ``names_a_console`` about the task's ``digitalhub_conn_id`` (no console:
-    no link; a connection that cannot be read there: the link, in doubt). Nothing is looked up before
-    (building a task costs nothing more) nor in a worker, where the task sets its links when it creates its
-    run (the link only with a console URL; Airflow pushes each declared link to XCom when the task ends).
+    Every run has a page in a console: the one the task's connection names (``ui_url``), or the one the
+    provider's Airflow plugin serves on the api-server.
 
-    The class (``Operator.operator_extra_links``) always declares the link: mapped tasks (``.partial()``,
-    ``.expand()``) take the class's links, as do older tasks serialised before a console was named.
+    In a worker the task sets its links when it starts (none until it has a run: Airflow pushes each declared
+    link to XCom when the task ends); a task that has a run answers with the run link whatever was set.
     """
 
-    def __init__(self, names_a_console: Callable[[str], bool | None]) -> None:
-        self.names_a_console = names_a_console
+    def __init__(self) -> None:
         self.declared: tuple[DigitalHubRunLink, ...] = (DigitalHubRunLink(),)
         self.key = "_run_links"
 
@@ -51,12 +71,8 @@ class RunLinks:
         if task is None:
             return self.declared
         links: tuple[DigitalHubRunLink, ...] | None = task.__dict__.get(self.key)
-        if links is None:
-            conn_id = task.__dict__.get("digitalhub_conn_id")
-            if conn_id is None:  # asked before the task's own __init__ set its connection
-                return self.declared
-            links = () if self.names_a_console(conn_id) is False else self.declared
-            task.__dict__[self.key] = links
+        if links is None or (not links and task.__dict__.get("_run") is not None):
+            return self.declared
         return links
 
     def __set__(self, task: Any, links: Iterable[DigitalHubRunLink]) -> None:

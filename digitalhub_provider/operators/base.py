@@ -33,13 +33,6 @@ LABEL_PREFIX = "airflow."
 RUN_TEMPLATE_FIELDS = ("project", "function", "function_key", "inputs", "parameters", "envs", "outputs", "values")
 
 
-def _names_a_console(conn_id: str) -> bool | None:
-    """Whether the connection names a DigitalHub console (asked where a DAG is serialised: see RunLinks)."""
-    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
-
-    return DigitalHubHook.names_a_console(conn_id)
-
-
 class DigitalHubRunOperator(BaseOperator):
     """Base of the runtime operators: run one action of a DigitalHub function as an Airflow task."""
 
@@ -47,8 +40,8 @@ class DigitalHubRunOperator(BaseOperator):
     function_kind = "python"
     spec_fields: Sequence[str] = ()
     source_hint = "code_src, code or base64"  # how a task gives the function's source
-    # The run link, declared only when the task's connection names a console (see RunLinks).
-    operator_extra_links = RunLinks(_names_a_console)
+    # The run link: the run's page in the connection's console, else in the plugin's (see RunLinks).
+    operator_extra_links = RunLinks()
 
     def __init__(
         self,

@@ -66,10 +66,10 @@ def new_run(
     check_outputs(outputs)
     kind = RunKind(fn.kind, action)
     given = {k: v for k, v in task_params.items() if v is not None}
-    if given:
-        check_task_arguments(given)
     # Without run arguments the task's spec is the function's key, nothing a model could reject.
     task_spec = validate_spec("task", kind.task_kind, {"function": fn.key, **given}) if given else {"function": fn.key}
+    if given:  # their types are right: now the rules a pod would apply, whatever runs the task
+        check_task_arguments(given)
     input_keys = {name: resolve_input(name, ref, fn.project, ctx).key for name, ref in (inputs or {}).items()}
     task = _ensure_task(fn, kind.task_kind, task_spec, ctx)
     run_spec = {
