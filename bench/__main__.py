@@ -41,6 +41,7 @@ FIGURES = {
     "P6": ("bench.p6_kubernetes", "one python job on the Kubernetes launcher (stand-in API server)"),
     "P8": ("bench.p8_rest_api", "the REST API with many runs: a page of runs, runs created"),
     "P9": ("bench.p9_console", "the console's runs page with many runs, in headless Chromium"),
+    "P10": ("bench.p10_celery", "mapped tasks on the CeleryExecutor, two workers and one"),
 }
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 

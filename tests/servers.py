@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -113,79 +114,105 @@ def pg_bindir() -> Path | None:
     return versions[-1].parent if versions else None
 
 
-@contextmanager
-def postgres_server(tmp: Path) -> Iterator[str]:
-    """A throw-away PostgreSQL cluster (Debian's binaries) on a free port."""
-    bindir = pg_bindir()
-    if bindir is None:
-        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
-    # A folder of its own under /tmp: as root, the server runs as the postgres user,
-    # which cannot enter pytest's private temporary folders.
-    base = Path(tempfile.mkdtemp(prefix="dh-pg-"))
-    data = base / "data"
-    preexec = None
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        import pwd
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (Debian's binaries) on a free port, in its own process group;
+    :meth:`restart` stops and starts it on the same port and data (what a server restart does to
+    its clients' connections)."""
 
-        pw = pwd.getpwnam("postgres")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
+    def __init__(self, tmp: Path) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+        self.log = tmp / "postgres.log"
+        # A folder of its own under /tmp: as root, the server runs as the postgres user,
+        # which cannot enter pytest's private temporary folders.
+        self.base = Path(tempfile.mkdtemp(prefix="dh-pg-"))
+        data = self.base / "data"
+        self.preexec: Any = None
+        if os.geteuid() == 0:  # postgres refuses to run as root
+            import pwd
 
-        def preexec() -> None:  # type: ignore[misc]
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.base, pw.pw_uid, pw.pw_gid)
 
-    res = subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-U", "dh", "-A", "trust", "--no-sync"],
-        capture_output=True,
-        text=True,
-        preexec_fn=preexec,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
-    port = free_port()
-    cmd = [
-        str(bindir / "postgres"),
-        "-D",
-        str(data),
-        "-p",
-        str(port),
-        "-k",
-        str(base),
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-    ]
-    with open(tmp / "postgres.log", "ab") as fh:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=preexec,
+            def preexec() -> None:
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+
+            self.preexec = preexec
+        res = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "dh", "-A", "trust", "--no-sync"],
+            capture_output=True,
+            text=True,
+            preexec_fn=self.preexec,
         )
-    try:
-        wait_port(port, 60, proc)
+        if res.returncode != 0:
+            raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
+        self.port = free_port()
+        self.cmd = [
+            str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"postgresql+psycopg2://dh@127.0.0.1:{self.port}/dh"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self.preexec,
+            )
+        wait_port(self.port, 60, self.proc)
         import psycopg2
 
         for attempt in range(100):
             try:
-                conn = psycopg2.connect(host="127.0.0.1", port=port, user="dh", dbname="postgres")
-                break
+                psycopg2.connect(host="127.0.0.1", port=self.port, user="dh", dbname="postgres").close()
+                return
             except psycopg2.OperationalError:
                 if attempt == 99:
                     raise
                 time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextmanager
+def postgres(tmp: Path) -> Iterator[PostgresServer]:
+    """A started :class:`PostgresServer` with a database ``dh``; stopped and removed on exit."""
+    server = PostgresServer(tmp)
+    try:
+        server.start()
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="dh", dbname="postgres")
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE DATABASE dh")
         conn.close()
-        yield f"postgresql+psycopg2://dh@127.0.0.1:{port}/dh"
+        yield server
     finally:
-        stop_group(proc)
-        shutil.rmtree(base, ignore_errors=True)
+        server.close()
+
+
+@contextmanager
+def postgres_server(tmp: Path) -> Iterator[str]:
+    """A throw-away PostgreSQL cluster with a database ``dh``: its URL."""
+    with postgres(tmp) as server:
+        yield server.url

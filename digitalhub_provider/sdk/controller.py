@@ -294,8 +294,15 @@ class RunController:
         run was interrupted and ends in ``state`` (what it wrote is removed); ``lost``: why there is
         no exit code."""
         self._unregister(run)
-        store_logs(self.ctx, run)
-        result = read_result(self.ctx, run)
+        try:
+            store_logs(self.ctx, run)
+        except DigitalHubError as exc:  # the log stays where the runner wrote it; the outcome matters more
+            log.warning("the log of run %s was not stored on the data store: %s", run.id, exc)
+        try:
+            result = read_result(self.ctx, run)
+        except DigitalHubError as exc:  # e.g. the data store does not answer: the run cannot be completed
+            result = None
+            lost = f"the run's result could not be read from the data store: {exc}"
         if State(self._reload_state(run)).final:  # stopped (or ended) by another process meanwhile
             if run.state != State.COMPLETED.value:
                 delete_written(self.ctx, result)

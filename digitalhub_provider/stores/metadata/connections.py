@@ -187,6 +187,11 @@ def engine(url: str) -> Engine:
         return eng
 
 
+class Disconnected(StoreError):
+    """The server closed a pooled connection (it restarted, or a proxy cut it): nothing was committed,
+    the pool has dropped its connections, and the same call may be made again."""
+
+
 @contextmanager
 def engine_transaction(url: str, where: str) -> Iterator[Transaction]:
     from sqlalchemy.exc import IntegrityError, OperationalError
@@ -195,6 +200,8 @@ def engine_transaction(url: str, where: str) -> Iterator[Transaction]:
         with engine(url).connect() as conn, conn.begin():
             yield _EngineTransaction(conn)
     except OperationalError as exc:
+        if exc.connection_invalidated:
+            raise Disconnected(f"metadata store {where}: the connection was lost: {exc.orig}") from None
         raise StoreError(f"metadata store {where} failed: {exc.orig}") from None
     except IntegrityError as exc:
         raise EntityExistsError(f"already in the metadata store: {exc.orig}".strip()) from None

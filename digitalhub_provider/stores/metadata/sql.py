@@ -15,11 +15,12 @@ database (``sqlite3`` for SQLite, a SQLAlchemy engine otherwise) is :mod:`.conne
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from digitalhub_provider.entities.keys import function_ref
 from digitalhub_provider.errors import EntityNotFoundError, StateChangedError, StoreError
@@ -71,6 +72,24 @@ def _row(entity_type: str, entity: Entity) -> dict[str, Any]:
         "function_id": fid,
         "body": json.dumps(entity, separators=(",", ":"), default=str),
     }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reconnecting(method: F) -> F:
+    """The call made once more when the server dropped a pooled connection (see
+    :class:`~.connections.Disconnected`): a restarted PostgreSQL costs the first call after it a
+    reconnection, not an error. No ping before each statement: it would cost every call a round trip."""
+
+    @functools.wraps(method)
+    def once_more(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except connections.Disconnected:
+            return method(*args, **kwargs)
+
+    return once_more  # type: ignore[return-value]
 
 
 class SQLMetadataStore(MetadataStore):
@@ -144,6 +163,7 @@ class SQLMetadataStore(MetadataStore):
         return connections.engine_transaction(self.url, self._safe_url)
 
     # -- interface ---------------------------------------------------------------
+    @reconnecting
     def write(
         self, *, create: Sequence[Write] = (), update: Sequence[Write] = (), expect: Mapping[str, str] | None = None
     ) -> None:
@@ -170,6 +190,7 @@ class SQLMetadataStore(MetadataStore):
                     f"{entity_type} {entity['id']!r} does not exist in project {entity['project']!r}"
                 )
 
+    @reconnecting
     def get(self, project: str, entity_type: str, entity_id: str) -> Entity:
         with self._tx(write=False) as conn:
             rows = conn.rows(GET, {"entity_type": entity_type, "id": entity_id, "project": project})
@@ -177,6 +198,7 @@ class SQLMetadataStore(MetadataStore):
             raise EntityNotFoundError(f"{entity_type} with id {entity_id!r} not found in project {project!r}")
         return json.loads(rows[0][0])
 
+    @reconnecting
     def get_latest(self, project: str, entity_type: str, name: str) -> Entity:
         with self._tx(write=False) as conn:
             rows = conn.rows(GET_LATEST, {"project": project, "entity_type": entity_type, "name": name})
@@ -184,6 +206,7 @@ class SQLMetadataStore(MetadataStore):
             raise EntityNotFoundError(f"{entity_type} {name!r} not found in project {project!r}")
         return json.loads(rows[0][0])
 
+    @reconnecting
     def list(
         self,
         project: str | None,
@@ -214,6 +237,7 @@ class SQLMetadataStore(MetadataStore):
         with self._tx(write=False) as conn:
             return [json.loads(row[0]) for row in conn.rows(query, params)]
 
+    @reconnecting
     def count(
         self,
         project: str | None,
@@ -271,6 +295,7 @@ class SQLMetadataStore(MetadataStore):
             )
         return " AND ".join(where), params, expanding
 
+    @reconnecting
     def delete(
         self,
         project: str,
@@ -297,6 +322,7 @@ class SQLMetadataStore(MetadataStore):
         with self._tx(write=True) as conn:
             return conn.run(statement, params)
 
+    @reconnecting
     def delete_project(self, project: str) -> int:
         with self._tx(write=True) as conn:
             return conn.run(f"DELETE FROM {TABLE} WHERE project = :project", {"project": project})
