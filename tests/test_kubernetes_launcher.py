@@ -145,7 +145,9 @@ def test_a_small_runspec_travels_inline_and_is_still_stored_a_large_one_only_on_
     small = _op(task_id="small", code=code, handler="add", parameters={"a": 1, "b": 2}).execute(_context("small"))
     big_list = list(range(INLINE_RUNSPEC_MAX // 4))  # ~ 4 bytes per number in JSON: over the limit
     big = _op(task_id="big", code=code, handler="add", parameters={"a": [0], "b": big_list}).execute(_context("big"))
-    assert small["results"] == {"output": 3} and big["results"]["output"] == [0, *big_list]
+    assert small["results"] == {"output": 3}
+    assert big["results"]["output"]["stored_result"]["bytes"] > 64 * 1024  # too large for the record: referenced
+    assert dh.get_run(big["run_key"]).result("output") == [0, *big_list]
     keys = _s3_keys(s3_endpoint, k8s_conn["bucket"])
     envs = {}
     for summary in (small, big):
