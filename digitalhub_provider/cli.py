@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from digitalhub_provider.errors import DigitalHubError
+
+if TYPE_CHECKING:
+    from digitalhub_provider.entities import Run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def reconcile(project: str | None = None, conn_id: str | None = None) -> dict[str, int]:
+def reconcile(
+    project: str | None = None, conn_id: str | None = None, follower_gone: Callable[[Run], str | None] | None = None
+) -> dict[str, int]:
+    """Reconcile every unfinished run; ``follower_gone`` adds evidence the processes cannot give (see
+    ``RunController.reconcile_unfinished``)."""
     from digitalhub_provider.sdk.controller import RunController
 
     if conn_id:
@@ -45,7 +54,7 @@ def reconcile(project: str | None = None, conn_id: str | None = None) -> dict[st
         from digitalhub_provider.sdk.context import get_context
 
         ctx = get_context()
-    return RunController(ctx, caller="the reconciler").reconcile_unfinished(project)
+    return RunController(ctx, caller="the reconciler").reconcile_unfinished(project, follower_gone=follower_gone)
 
 
 def main(argv: list[str] | None = None) -> int:

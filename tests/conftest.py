@@ -54,9 +54,16 @@ def airflow_db() -> str:
     return _AIRFLOW_HOME
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "leaves_unfinished_runs: the test builds runs that stay unfinished on purpose (a dead worker's)"
+    )
+
+
 @pytest.fixture(autouse=True)
-def dh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own DigitalHub home (SQLite + data dir); runtime envs are shared."""
+def dh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Every test gets its own DigitalHub home (SQLite + data dir); runtime envs are shared. At its end,
+    no run in it may be unfinished (CREATED, BUILT, READY or RUNNING): a run left behind fails the test."""
     from digitalhub_provider.sdk.context import reset_context
 
     home = tmp_path / "dh"
@@ -70,6 +77,23 @@ def dh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     reset_context()
     yield home
     reset_context()
+    if request.node.get_closest_marker("leaves_unfinished_runs") is None:
+        left = _unfinished_runs(home / "metadata.db")
+        assert not left, f"runs left unfinished at the end of the test: {left}"
+
+
+def _unfinished_runs(db: Path) -> list[str]:
+    """``id state`` of the unfinished runs in a SQLite metadata store (read directly: no store is opened)."""
+    if not db.exists():
+        return []
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        try:
+            rows = conn.execute("SELECT id, state FROM dh_entities WHERE entity_type = 'run'").fetchall()
+        except sqlite3.OperationalError:  # no schema yet
+            return []
+    return [f"{rid} {state}" for rid, state in rows if state in ("CREATED", "BUILT", "READY", "RUNNING")]
 
 
 @pytest.fixture

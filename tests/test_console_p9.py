@@ -18,6 +18,7 @@ pytestmark = [
 RUNS = 3_000
 
 
+@pytest.mark.leaves_unfinished_runs  # a synthetic store, RUNNING runs included
 def test_the_runs_page_pages_and_filters_a_large_store_in_sql(tmp_path: Path) -> None:
     home = tmp_path / "dh"
     home.mkdir()

@@ -274,6 +274,7 @@ RICH = {
 }  # fmt: skip
 
 
+@pytest.mark.leaves_unfinished_runs  # runs made for their manifests only
 @pytest.mark.parametrize("task_args", [{}, RICH, {"profile": "small"}, {**RICH, "profile": "small", "resources": None}])
 def test_generated_manifests_validate_against_the_kubernetes_schemas(k8s_conn: dict, task_args: dict) -> None:
     import kubernetes_validate

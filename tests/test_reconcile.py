@@ -235,3 +235,31 @@ def test_an_earlier_result_wins_over_a_second_finish_and_keeps_its_files(monkeyp
     second.finish(late, exit_code=0)
     assert late.state == State.COMPLETED.value
     assert ctx.data_store(url).exists(url)
+
+
+@pytest.mark.leaves_unfinished_runs  # the run of another host's runner is left, as it must be
+def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airflow_db: str) -> None:
+    """Under dag.test(): a run that ran in the process of a task instance Airflow no longer has (its
+    follower on another host, where no process can be checked) ends ERROR; one not started by an
+    Airflow task, on another host, is left; the counts come back as the task's XCom."""
+    from tests.airflow_helpers import load_dag, task_states, xcoms
+
+    fn = _function("gated")
+    elsewhere = {"host": "another-host", "pid": 4242, "started": 1}
+    labels = ["airflow.dag_id=gone_dag", "airflow.run_id=manual__x", "airflow.task_id=t", "airflow.map_index=-1"]
+    ti_gone = running_run(get_context(), fn, labels=labels, status={"launcher": "in-process", "follower": elsewhere})
+    unknown = running_run(get_context(), fn, status={"launcher": "in-process", "follower": elsewhere})
+    dag = load_dag("digitalhub_maintenance.py")
+    dr = dag.test()
+    assert task_states(dr) == {"reconcile_runs": "success"}
+    assert xcoms("digitalhub_maintenance", dr.run_id)[("reconcile_runs", "return_value")] == {
+        "unfinished": 2,
+        "ERROR": 1,
+    }
+    ended = dh.get_run(ti_gone.key)
+    assert ended.state == "ERROR"
+    assert ended.status.get("message") == (
+        "runner lost: its Airflow task instance gone_dag/manual__x/t is gone, and it ran in that task's process "
+        "without writing a result"
+    )
+    assert dh.get_run(unknown.key).state == "RUNNING"

@@ -67,6 +67,7 @@ def test_the_table_allows_digitalhub_s_order_and_nothing_out_of_a_final_state() 
         assert state.final or {State.ERROR, State.STOPPED} <= TRANSITIONS[state]
 
 
+@pytest.mark.leaves_unfinished_runs  # each path stops short of a final state
 @pytest.mark.parametrize(
     ("path", "illegal"),
     [

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.entities import Run, State
@@ -404,8 +405,10 @@ class RunController:
         self._kill(run)
         return run
 
-    def reconcile(self, run: Run) -> Run:
+    def reconcile(self, run: Run, follower_gone: str | None = None) -> Run:
         """Finish ``run`` from the evidence when nobody follows it any more; else leave it as it is.
+        ``follower_gone``: why the caller knows its follower is gone though it cannot see the process
+        (its Airflow task instance is no longer running, as Airflow says).
 
         - followed by this process, or by a process still alive: left to its follower;
         - a RunResult on the data store: finished as the RunResult says;
@@ -420,24 +423,28 @@ class RunController:
             if run.id in _active:
                 return run
         status = run.status
-        follower = status.get("follower")
-        if processes.alive(follower):
+        follower = status.get("follower") or {}
+        follower_alive = False if follower_gone else processes.alive(follower)
+        if follower_alive:
             return run
         if run.state != State.RUNNING.value:
-            if processes.alive(follower) is False:
-                where = f"{follower.get('pid')} on {follower.get('host')}"
-                return self._end(run, State.ERROR, f"runner lost: the process that started it ({where}) ended")
+            if follower_alive is False:
+                why = (
+                    follower_gone
+                    or f"the process that started it ({follower.get('pid')} on {follower.get('host')}) ended"
+                )
+                return self._end(run, State.ERROR, f"runner lost: {why}")
             return run
         if read_result(self.ctx, run) is not None:
             self._kill(run)  # what the runner started and left behind
             return self.finish(run, lost="runner lost: its follower ended before reading the result")
-        lost = self._runner_gone(run)
+        lost = self._runner_gone(run, follower_alive, follower_gone)
         if lost is None or read_result(self.ctx, run) is not None:  # the result may have come meanwhile
             return run if lost is None else self.finish(run, lost=lost)
         self._kill(run)
         return self.finish(run, lost=lost)
 
-    def _runner_gone(self, run: Run) -> str | None:
+    def _runner_gone(self, run: Run, follower_alive: bool | None, follower_gone: str | None) -> str | None:
         """Why the runner of a RUNNING run is known to be gone, or None (alive, or not knowable here)."""
         status = run.status
         launcher = status.get("launcher")
@@ -445,25 +452,29 @@ class RunController:
             runner = {"host": status.get("host"), "pid": status.get("pid"), "started": status.get("started")}
             if processes.alive(runner) is False:
                 return f"runner lost: the runner process {runner['pid']} on {runner['host']} ended without a result"
-        elif launcher == "in-process":
+        elif launcher == "in-process" and follower_alive is False:  # it ran in its follower's process
+            if follower_gone:
+                return f"runner lost: {follower_gone}, and it ran in that task's process without writing a result"
             follower = status.get("follower") or {}
-            if processes.alive(follower) is False:
-                return (
-                    f"runner lost: the process that ran it in-process ({follower.get('pid')} on "
-                    f"{follower.get('host')}) ended without a result"
-                )
+            return (
+                f"runner lost: the process that ran it in-process ({follower.get('pid')} on "
+                f"{follower.get('host')}) ended without a result"
+            )
         return None
 
-    def reconcile_unfinished(self, project: str | None = None, limit: int = 1000) -> dict[str, int]:
+    def reconcile_unfinished(
+        self, project: str | None = None, limit: int = 1000, follower_gone: Callable[[Run], str | None] | None = None
+    ) -> dict[str, int]:
         """:meth:`reconcile` every unfinished run (of ``project``, or of all projects): how many were
-        seen, and how many ended in each state."""
+        seen, and how many ended in each state. ``follower_gone`` tells, for a run, why its follower is
+        known to be gone (None: not known), e.g. from Airflow's task instances."""
         unfinished = [s.value for s in UNFINISHED_STATES]
         rows = self.ctx.metadata.list(project, "run", state=unfinished, limit=limit)
         counts = {"unfinished": len(rows)}
         for row in rows:
             run = Run.from_dict(row, self.ctx)
             try:
-                self.reconcile(run)
+                self.reconcile(run, follower_gone(run) if follower_gone is not None else None)
             except DigitalHubError as exc:  # one run's store or data trouble does not stop the others
                 log.warning("run %s was not reconciled: %s", run.id, exc)
                 continue
