@@ -44,7 +44,7 @@ def _one_run(dep: Any, dag_id: str, tasks: int) -> dict[str, Any]:
 def _deployment(cfg: Config, workers: int, tasks: int, reps: int) -> dict[str, list[dict[str, Any]]]:
     import boto3
 
-    from tests.airflow_servers import airflow_deployment
+    from tests.airflow_servers import airflow_deployment, celery_env
     from tests.servers import create_database, moto_server, postgres_server, redis_server
 
     base = cfg.figure_dir("P10") / f"{workers}-workers"
@@ -64,13 +64,8 @@ def _deployment(cfg: Config, workers: int, tasks: int, reps: int) -> dict[str, l
         boto3.client("s3", endpoint_url=s3, aws_access_key_id="testing", aws_secret_access_key="testing",
                      region_name="us-east-1").create_bucket(Bucket=bucket)  # fmt: skip
         extra = {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
-            "AIRFLOW__CELERY__BROKER_URL": broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            **celery_env(airflow_db, broker, dags),
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "DIGITALHUB_METADATA_URL": create_database(pg, f"dh_{uuid.uuid4().hex[:8]}"),
             "DIGITALHUB_DATA_URL": f"s3://{bucket}/data",

@@ -260,6 +260,19 @@ class AirflowDeployment:
         return "\n".join(parts)
 
 
+def celery_env(airflow_db: str, broker: str, dags: Path, slots: int = 2) -> dict[str, str]:
+    """Settings of a CeleryExecutor deployment: Airflow's database and Celery's results on PostgreSQL
+    (``airflow_db``, a ``postgresql+psycopg2://`` URL), ``broker`` (Redis), ``slots`` per worker."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+        "AIRFLOW__CELERY__BROKER_URL": broker,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(slots),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
+
+
 def migrate(env: dict[str, str], log: Path) -> None:
     res = subprocess.run([*AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     log.write_text(res.stdout + res.stderr)

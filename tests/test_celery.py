@@ -23,7 +23,7 @@ import pytest
 
 import digitalhub_provider as dh
 from digitalhub_provider.sdk.context import reset_context
-from tests.airflow_servers import REPO, AirflowDeployment, airflow_deployment
+from tests.airflow_servers import REPO, AirflowDeployment, airflow_deployment, celery_env
 from tests.servers import create_database, redis_server
 from tests.test_e2e_scheduler import DATA, csv_url, expected_report, run_to_success  # noqa: F401 - csv_url: a fixture
 
@@ -47,12 +47,7 @@ def celery(tmp_path: Path, pg_url: str, s3_env: str, monkeypatch: pytest.MonkeyP
     (tmp_path / "redis").mkdir()
     with redis_server(tmp_path / "redis") as broker:
         extra = {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
-            "AIRFLOW__CELERY__BROKER_URL": broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            **celery_env(airflow_db, broker, dags),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "2",
         }

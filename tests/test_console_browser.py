@@ -8,7 +8,9 @@ page, the task's extra link and its task-instance tab. Screenshots go to the mod
 from __future__ import annotations
 
 import os
+import pickle
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,10 @@ PRODUCE = (
     '    return pd.DataFrame({"city": ["Rome", "Trento", "Levico"], "pop": [2800000, 118000, 8000]})\n'
 )
 CONSUME = 'def consume(di):\n    rows = len(di.as_df())\n    print("rows", rows)\n    return rows\n'
+PACK = (
+    "from digitalhub_provider import handler\n\n\n"
+    '@handler(outputs=["numbers"])\ndef pack():\n    return {2, 3, 5, 7}\n'  # a set: pickled, an artifact
+)
 LINGER = "import time\n\n\ndef linger(seconds: int):\n    time.sleep(seconds)\n    return seconds\n"
 
 
@@ -284,6 +290,16 @@ def test_outputs_inputs_and_the_lineage_graph(browser: Browser, deployment: Airf
     b.settled()
     b.wait_text("Versions")
     assert "cities" in b.text("h1") and "table" in b.text()
+    # its preview: the schema and the first rows, as the producer wrote them
+    preview = b.find("[data-testid=preview] table")
+    headers = [th.text.split()[0] for th in preview.find_elements("css selector", "thead th")]
+    assert headers == ["city", "pop"], headers
+    cells = [
+        [td.text for td in tr.find_elements("css selector", "td")]
+        for tr in preview.find_elements("css selector", "tbody tr")
+    ]
+    assert cells == [["Rome", "2800000"], ["Trento", "118000"], ["Levico", "8000"]], cells
+    assert "The first 3 of 3 rows." in b.text("[data-testid=preview]")
     b.shot("output-dataitem")
 
     _new_function(b, deployment, "consume", CONSUME, "consume")
@@ -297,6 +313,46 @@ def test_outputs_inputs_and_the_lineage_graph(browser: Browser, deployment: Airf
     assert nodes == ["fn", producer, key, consumer], nodes
     assert "produce" in graph.text and "cities" in graph.text
     b.shot("lineage")
+
+
+def test_an_artifact_downloads_and_a_vanished_table_says_so(browser: Browser, deployment: AirflowDeployment) -> None:
+    """A run's pickled output (an artifact) downloaded from its page with the browser's session; a dataitem whose
+    file is gone from the data store shows the API's message where its preview would be."""
+    b = browser
+    _new_function(b, deployment, "pack", PACK, "pack")
+    _create_run(b, "")
+    b.wait(lambda: "COMPLETED" in b.text("[data-testid=state]"), timeout=300, message="pack COMPLETED")
+    output = b.find("[data-testid=outputs] a")
+    assert output.text.startswith(f"store://{PROJECT}/artifact/")
+    output.click()
+    b.settled()
+    b.wait_text("Versions")
+    assert not b.all("[data-testid=preview]")  # an artifact has no table to show
+    b.button("Download").click()
+    saved = b.downloads / "numbers.pickle"
+    b.wait(lambda: saved.exists() and saved.stat().st_size > 0, message=str(saved))
+    b.wait(lambda: not list(b.downloads.glob("*.crdownload")), message="the download finished")
+    assert pickle.loads(saved.read_bytes()) == {2, 3, 5, 7}
+    b.shot("artifact-downloaded")
+
+    cities = dh(deployment, "GET", f"/-/{PROJECT}/dataitems", params={"name": "cities"}).json()["content"][0]
+    vid = uuid.uuid4().hex
+    vanished = {
+        "id": vid,
+        "name": "vanished",
+        "kind": "table",
+        "project": PROJECT,
+        "metadata": {"project": PROJECT, "name": "vanished"},
+        "spec": {"path": cities["spec"]["path"].replace("data.parquet", "missing.parquet")},
+        "status": {"state": "CREATED"},
+    }
+    assert dh(deployment, "POST", f"/-/{PROJECT}/dataitems", json=vanished).status_code == 200
+    b.get(console(deployment, f"/projects/{PROJECT}/dataitems/{vid}"))
+    message = b.find("[data-testid=preview-error]").text
+    assert "the file of dataitem 'vanished' is gone from the data store" in message, message
+    assert "vanished" in b.text("h1")
+    no_trace(b)
+    b.shot("vanished-dataitem")
 
 
 def test_stop_a_long_run(browser: Browser, deployment: AirflowDeployment) -> None:

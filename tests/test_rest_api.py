@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +265,123 @@ def test_anonymous_serving_is_refused_off_loopback() -> None:
     with pytest.raises(SystemExit, match="without authentication"):
         check_bind("0.0.0.0", Credentials())
     check_bind("0.0.0.0", Credentials(token="t"))
+
+
+# -- the data of dataitems, artifacts and models ---------------------------------------------------------------
+def material(plural: str, name: str, kind: str, path: str, **status: Any) -> dict[str, Any]:
+    mid = uuid.uuid4().hex
+    return {
+        "id": mid,
+        "name": name,
+        "kind": kind,
+        "project": P,
+        "metadata": {"project": P, "name": name},
+        "spec": {"path": path},
+        "status": {"state": "CREATED", **status},
+    }
+
+
+def data_url(name: str, filename: str) -> str:
+    return get_context().data_url(P, "material", name, filename)
+
+
+def test_a_table_dataitem_previews_its_schema_and_first_rows(client: TestClient) -> None:
+    import pandas as pd
+
+    ctx = get_context()
+    df = pd.DataFrame({"city": ["Rome", "Trento", "Levico"], "pop": [2800000, 118000, None], "w": [1.5, 2.5, 3.5]})
+    path = ctx.tables.write_df(ctx, df, data_url("cities", "data.parquet"))
+    di = post(client, "dataitems", material("dataitems", "cities", "table", path, rows=3))
+    res = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview", params={"rows": 2})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["schema"]["fields"] == [
+        {"name": "city", "type": "str"},
+        {"name": "pop", "type": "float64"},
+        {"name": "w", "type": "float64"},
+    ]
+    assert body["rows"] == [{"city": "Rome", "pop": 2800000.0, "w": 1.5}, {"city": "Trento", "pop": 118000.0, "w": 2.5}]
+    assert body["total_rows"] == 3
+    every = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview").json()
+    assert len(every["rows"]) == 3 and every["rows"][2]["pop"] is None  # NaN is null
+    too_many = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview", params={"rows": 201})
+    assert too_many.status_code == 400 and "rows" in too_many.json()["message"]
+    # integer column labels (kept as integers in the file's pandas metadata) are the JSON's text keys
+    labels = ctx.tables.write_df(ctx, pd.DataFrame([[1, "a"], [2, "b"]]), data_url("ints", "data.parquet"))
+    ints = post(client, "dataitems", material("dataitems", "ints", "table", labels))
+    body = client.get(f"/api/v1/-/{P}/dataitems/{ints['id']}/preview").json()
+    assert [f["name"] for f in body["schema"]["fields"]] == ["0", "1"]
+    assert body["rows"] == [{"0": 1, "1": "a"}, {"0": 2, "1": "b"}]
+
+
+def test_a_csv_dataitem_previews_only_its_first_rows(client: TestClient) -> None:
+    path = data_url("big", "data.csv")
+    get_context().data_store(path).write_bytes(path, b"a,b\n" + b"".join(b"%d,x%d\n" % (i, i) for i in range(1000)))
+    di = post(client, "dataitems", material("dataitems", "big", "table", path))
+    body = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview", params={"rows": 3}).json()
+    assert body["rows"] == [{"a": 0, "b": "x0"}, {"a": 1, "b": "x1"}, {"a": 2, "b": "x2"}]
+    assert body["schema"]["fields"] == [{"name": "a", "type": "int64"}, {"name": "b", "type": "str"}]
+    assert body["total_rows"] is None  # not recorded in its status
+
+
+def test_no_preview_for_a_dataitem_that_is_not_a_table_or_whose_file_is_gone(client: TestClient) -> None:
+    import pandas as pd
+
+    ctx = get_context()
+    other = post(client, "dataitems", material("dataitems", "blob", "dataitem", data_url("blob", "x.bin")))
+    res = client.get(f"/api/v1/-/{P}/dataitems/{other['id']}/preview")
+    assert res.status_code == 400 and "only a table has a preview" in res.json()["message"]
+    path = ctx.tables.write_df(ctx, pd.DataFrame({"a": [1]}), data_url("gone", "data.parquet"))
+    di = post(client, "dataitems", material("dataitems", "gone", "table", path))
+    ctx.data_store(path).delete(path)
+    gone = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview")
+    assert gone.status_code == 404
+    assert "the file of dataitem 'gone' is gone from the data store" in gone.json()["message"]
+    download = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/files/download")
+    assert download.status_code == 404 and "is gone" in download.json()["message"]
+    assert client.get(f"/api/v1/-/{P}/dataitems/{uuid.uuid4().hex}/preview").status_code == 404
+
+
+def test_an_artifact_downloads_as_its_bytes(client: TestClient) -> None:
+    payload = bytes(range(256)) * 1000
+    path = data_url("weights", "weights.bin")
+    get_context().data_store(path).write_bytes(path, payload)
+    art = post(client, "artifacts", material("artifacts", "weights", "artifact", path))
+    res = client.get(f"/api/v1/-/{P}/artifacts/{art['id']}/files/download")
+    assert res.status_code == 200 and res.content == payload
+    assert res.headers["content-type"] == "application/octet-stream"
+    assert res.headers["content-disposition"] == 'attachment; filename="weights.bin"'
+    folder = post(client, "models", material("models", "m", "model", str(get_context().data_url(P, "material"))))
+    refused = client.get(f"/api/v1/-/{P}/models/{folder['id']}/files/download")
+    assert refused.status_code == 400 and "is a folder" in refused.json()["message"]
+    fn = post(client, "functions", function())
+    assert client.get(f"/api/v1/-/{P}/functions/{fn['id']}/files/download").status_code == 400
+
+
+@pytest.mark.parametrize("where", ["traversal", "outside", "other scheme", "http source"])
+def test_a_path_outside_the_data_store_is_refused(
+    client: TestClient, tmp_path: Any, http_root: tuple[str, Path], where: str
+) -> None:
+    """Not even an http(s) source is fetched: whoever may create entities could point one at any address
+    this server's network reaches."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a,b\n1,2\n")
+    base, served = http_root
+    (served / "secret.txt").write_text("a,b\n1,2\n")
+    root = get_context().data_root
+    path = {"traversal": f"{root}/{P}/../../secret.txt", "outside": str(secret), "other scheme": "s3://b/secret.txt",
+            "http source": f"{base}/secret.txt"}[where]  # fmt: skip
+    art = post(client, "artifacts", material("artifacts", "leak", "artifact", path))
+    res = client.get(f"/api/v1/-/{P}/artifacts/{art['id']}/files/download")
+    assert res.status_code == 400 and "1,2" not in res.text, res.text
+    message = res.json()["message"]
+    assert "refused" in message or "outside" in message or "this server reads its data store only" in message
+    di = post(client, "dataitems", material("dataitems", "leak", "table", path))
+    preview = client.get(f"/api/v1/-/{P}/dataitems/{di['id']}/preview")
+    assert preview.status_code == 400 and "1,2" not in preview.text
+
+
+def test_data_routes_ask_for_the_same_credentials() -> None:
+    with TestClient(create_app(Credentials(token="t0ken"))) as c:
+        assert c.get(f"/api/v1/-/{P}/artifacts/x/files/download").status_code == 401
+        assert c.get(f"/api/v1/-/{P}/dataitems/x/preview").status_code == 401

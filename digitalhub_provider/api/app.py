@@ -15,13 +15,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitalhub_provider.api.auth import Credentials
 from digitalhub_provider.api.errors import ApiError, bad_request
 from digitalhub_provider.api.execution import Executor
-from digitalhub_provider.api.service import DEFAULT_PAGE_SIZE, Service
+from digitalhub_provider.api.service import DEFAULT_PAGE_SIZE, MAX_PREVIEW_ROWS, PREVIEW_ROWS, Service
 from digitalhub_provider.api.wire import Envelope, entity_type_of
 from digitalhub_provider.errors import (
     DigitalHubError,
@@ -261,6 +262,32 @@ def _routes(api: APIRouter, service: Callable[[], Awaitable[Service]]) -> None:
         """Every version of ``name``; ``cascade`` takes a function's tasks and runs with it."""
         s.delete_by_name(project, entity_type_of(plural), name, cascade)
         return Json(True)
+
+    # -- the data of dataitems, artifacts and models ------------------------------------------
+    @api.get("/api/v1/-/{project}/dataitems/{entity_id}/preview", tags=["data"])
+    def preview_dataitem(
+        project: str,
+        entity_id: str,
+        rows: int = Query(PREVIEW_ROWS, ge=1, le=MAX_PREVIEW_ROWS),
+        s: Service = svc,
+    ) -> Json:
+        """This server's extension: the schema and first ``rows`` rows of a dataitem of kind table (Parquet
+        or CSV), with ``total_rows`` from the dataitem's status when it records them."""
+        return Json(s.preview(project, entity_id, rows))
+
+    @api.get("/api/v1/-/{project}/{plural}/{entity_id}/files/download", tags=["data"])
+    def download_file(project: str, plural: str, entity_id: str, s: Service = svc) -> FileResponse:
+        """DigitalHub Core's route answers a presigned URL; this server streams the file itself (a single
+        file; a folder is a 400), read from its data store or from the http(s) source the entity names."""
+        found = s.file(project, entity_type_of(plural), entity_id)
+        cleanup = BackgroundTask(found.cleanup.cleanup) if found.cleanup is not None else None
+        return FileResponse(
+            found.path,
+            media_type="application/octet-stream",
+            filename=found.filename,
+            content_disposition_type="attachment",
+            background=cleanup,
+        )
 
     @api.get("/api/v1/-/{project}/{plural}/{entity_id}", tags=["entities"])
     def get_entity(project: str, plural: str, entity_id: str, s: Service = svc) -> Json:

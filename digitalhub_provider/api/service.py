@@ -10,7 +10,11 @@ through the run controller, as everywhere in the package.
 from __future__ import annotations
 
 import base64
+import json
 import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from digitalhub_provider.api.errors import ApiError, bad_request, duplicated, not_found
@@ -28,12 +32,17 @@ from digitalhub_provider.errors import (
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.stores import deletion
+from digitalhub_provider.stores.data import scheme_of
 from digitalhub_provider.stores.metadata import MetadataStore
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
 # The list filters this server applies (all exact matches); ``versions=all`` lists every version.
 FILTERS = ("name", "kind", "state", "function", "workflow", "versions")
+PREVIEW_ROWS = 20
+MAX_PREVIEW_ROWS = 200
+# The entity types whose files may be downloaded (DigitalHub Core's ``files/download`` route).
+MATERIAL_TYPES = ("dataitem", "artifact", "model")
 
 
 def page_shape(content: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
@@ -51,6 +60,16 @@ def page_shape(content: list[dict[str, Any]], page: int, size: int, total: int) 
         "last": page >= pages - 1,
         "empty": not content,
     }
+
+
+@dataclass
+class FileToSend:
+    """A file for the client: ``path`` on this host, named ``filename``; ``cleanup`` removes the temporary
+    folder it was downloaded into (None when it is the data store's own file)."""
+
+    path: Path
+    filename: str
+    cleanup: tempfile.TemporaryDirectory[str] | None = None
 
 
 class Service:
@@ -223,3 +242,142 @@ class Service:
     def resume(self, project: str, run_id: str) -> dict[str, Any]:
         run = self.run(project, run_id)
         raise ApiError(400, f"run {run_id} is {run.state}: resuming a run is not supported by this server")
+
+    # -- the data of dataitems, artifacts and models -------------------------------------
+    def _data_path(self, entity_type: str, entity: dict[str, Any]) -> str:
+        """The entity's ``spec.path``, when this server may read it: under the data store's root. Anything
+        else (an http(s) source, another local folder, another bucket, a path with '..') is refused, so
+        that an entity cannot make the server read files, or fetch addresses, that it does not own: an
+        http(s) source would let anyone who may create entities make this server call any address its
+        network reaches."""
+        name = entity.get("name")
+        path = (entity.get("spec") or {}).get("path")
+        if not isinstance(path, str) or not path:
+            raise bad_request(f"{entity_type} {name!r} has no spec.path: there is no file to read")
+        if "\x00" in path or ".." in path.split("?")[0].replace("\\", "/").split("/"):
+            raise bad_request(f"{entity_type} {name!r}: path {path!r} is refused ('..' and NUL are not allowed)")
+        if path.startswith(("http://", "https://")):
+            raise bad_request(
+                f"{entity_type} {name!r} is read from {path}: open it there (this server reads its data store only)"
+            )
+        root = self.ctx.data_root
+        if scheme_of(path) != scheme_of(root):
+            raise bad_request(f"{entity_type} {name!r}: path {path!r} is outside this server's data store ({root})")
+        if scheme_of(root) == "file":
+            inside = _local(path).resolve().is_relative_to(_local(root).resolve())
+        else:
+            inside = path.startswith(root.rstrip("/") + "/")
+        if not inside:
+            raise bad_request(f"{entity_type} {name!r}: path {path!r} is outside this server's data store ({root})")
+        return path
+
+    def _fetch(self, entity_type: str, entity: dict[str, Any], path: str) -> FileToSend:
+        """The entity's file on this host: the data store's own file when it is local, else a download
+        into a temporary folder (the caller removes it through ``cleanup``)."""
+        name = entity.get("name")
+        filename = PurePosixPath(path.split("?")[0].rstrip("/")).name or str(name)
+        store = self.ctx.data_store(path)
+        local = store.local_path(path)
+        if local is not None:
+            if local.is_dir():
+                raise bad_request(
+                    f"{entity_type} {name!r} is a folder ({path}): this server downloads single files only"
+                )
+            if not local.is_file():
+                raise _gone(entity_type, name, f"no file at {path!r}")
+            return FileToSend(local, filename)
+        if path.endswith("/"):
+            raise bad_request(f"{entity_type} {name!r} is a folder ({path}): this server downloads single files only")
+        tmp = tempfile.TemporaryDirectory(prefix="dh-api-")
+        try:
+            downloaded = store.download(path, Path(tmp.name) / filename)
+        except EntityNotFoundError as exc:
+            tmp.cleanup()
+            raise _gone(entity_type, name, str(exc)) from None
+        except BaseException:
+            tmp.cleanup()
+            raise
+        return FileToSend(downloaded, filename, tmp)
+
+    def file(self, project: str, entity_type: str, entity_id: str) -> FileToSend:
+        """The file of a dataitem, artifact or model, to stream to the client."""
+        if entity_type not in MATERIAL_TYPES:
+            raise bad_request(f"{entity_type}s have no files: only dataitems, artifacts and models do")
+        entity = self.get(project, entity_type, entity_id)
+        return self._fetch(entity_type, entity, self._data_path(entity_type, entity))
+
+    def preview(self, project: str, entity_id: str, rows: int) -> dict[str, Any]:
+        """The schema and first ``rows`` rows of a dataitem of kind table; only those rows are converted
+        (Parquet: the first record batch; CSV: ``nrows``)."""
+        if not 0 < rows <= MAX_PREVIEW_ROWS:
+            raise bad_request(f"rows must be between 1 and {MAX_PREVIEW_ROWS}")
+        entity = self.get(project, "dataitem", entity_id)
+        name = entity.get("name")
+        if entity.get("kind") != "table":
+            raise bad_request(f"dataitem {name!r} is of kind {entity.get('kind')!r}: only a table has a preview")
+        path = self._data_path("dataitem", entity)
+        fmt = (entity.get("spec") or {}).get("file_format")
+        source = self._fetch("dataitem", entity, path)
+        try:
+            df = _first_rows(source.path, path, fmt if isinstance(fmt, str) else None, rows)
+        except (OSError, ValueError) as exc:  # pyarrow's and pandas' errors for a file that is not a table
+            raise bad_request(f"the file of dataitem {name!r} cannot be read as a table: {exc}") from None
+        finally:
+            if source.cleanup is not None:
+                source.cleanup.cleanup()
+        total = (entity.get("status") or {}).get("rows")
+        return {
+            "schema": {"fields": [{"name": str(c), "type": str(t)} for c, t in df.dtypes.items()]},
+            "rows": _json_rows(df),
+            "total_rows": total if isinstance(total, int) and not isinstance(total, bool) else None,
+        }
+
+
+def _local(url: str) -> Path:
+    return Path(url[len("file://") :] if url.startswith("file://") else url)
+
+
+def _gone(entity_type: str, name: Any, detail: str) -> ApiError:
+    return ApiError(404, f"the file of {entity_type} {name!r} is gone from the data store: {detail}")
+
+
+def _first_rows(local: Path, path: str, file_format: str | None, rows: int) -> Any:
+    """The first ``rows`` rows of a Parquet or CSV file as a DataFrame (the format by ``file_format``, else
+    by the path's extension, as :func:`~digitalhub_provider.stores.data.tables.read_df` decides it)."""
+    import pandas as pd
+
+    fmt = (file_format or "").lower()
+    if not fmt:
+        lower = path.lower().split("?")[0]
+        fmt = "csv" if lower.endswith((".csv", ".csv.gz", ".txt")) else "parquet"
+    if fmt == "csv":
+        return pd.read_csv(local, nrows=rows)
+    if fmt != "parquet":
+        raise ValueError(f"unknown format {fmt!r} (parquet or csv)")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(local) as pf:
+        batch = next(pf.iter_batches(batch_size=rows), None)
+        # The file's schema keeps the pandas metadata: integer column labels and the index come back.
+        table = pa.Table.from_batches([batch] if batch is not None else [], schema=pf.schema_arrow)
+    df = table.slice(0, rows).to_pandas()
+    if not isinstance(df.index, pd.RangeIndex):
+        df = df.reset_index()  # a named index is data the user wants to see
+    return df
+
+
+def _json_rows(df: Any) -> list[dict[str, Any]]:
+    """Rows as JSON objects: pandas' own encoder turns NaN into null, timestamps into ISO strings and
+    numpy scalars into numbers; what it cannot encode becomes its ``str``."""
+    if not df.columns.is_unique:  # records need unique keys: a repeated label gets its position
+        seen: set[str] = set()
+        labels = []
+        for i, c in enumerate(df.columns):
+            label = str(c) if str(c) not in seen else f"{c}.{i}"
+            seen.add(label)
+            labels.append(label)
+        df = df.set_axis(labels, axis=1)
+    text = df.to_json(orient="records", date_format="iso", default_handler=str, force_ascii=False)
+    rows: list[dict[str, Any]] = json.loads(text)
+    return rows

@@ -56,6 +56,10 @@ export const api = {
     request("DELETE", `-/${enc(project)}/${type}/${enc(id)}`, { query: { cascade } }),
   removeAll: (project, type, name, cascade) =>
     request("DELETE", `-/${enc(project)}/${type}`, { query: { name, cascade } }),
+  /** A dataitem of kind table: {schema: {fields}, rows, total_rows} (this server's extension). */
+  preview: (project, id, rows) => request("GET", `-/${enc(project)}/dataitems/${enc(id)}/preview`, { query: { rows } }),
+  /** Where a dataitem's, artifact's or model's file downloads from (same origin: the cookie authenticates). */
+  downloadUrl: (project, type, id) => new URL(`-/${enc(project)}/${type}/${enc(id)}/files/download`, API).href,
   logs: (project, id) => request("GET", `-/${enc(project)}/runs/${enc(id)}/logs`),
   stop: (project, id) => request("POST", `-/${enc(project)}/runs/${enc(id)}/stop`),
   /** The value of an Airflow task instance's XCom (Airflow's own REST API, same cookie). */
