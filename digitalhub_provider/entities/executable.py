@@ -116,9 +116,13 @@ class Run(Entity):
         raise EntityError("invoke() needs a run of the serve action, which this provider does not offer yet")
 
 
+# The one key of a reference to a result too large for the run's record: {"stored_result": {"path", "bytes"}}.
+STORED_RESULT = "stored_result"
+
+
 def stored_result_path(value: Any) -> str | None:
-    """Where a result too large for the run's record is (``{"stored_result": {"path": ...}}``), or None."""
-    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("stored_result"), dict):
-        path = value["stored_result"].get("path")
+    """Where a result too large for the run's record is (a :data:`STORED_RESULT` reference), or None."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(STORED_RESULT), dict):
+        path = value[STORED_RESULT].get("path")
         return path if isinstance(path, str) else None
     return None

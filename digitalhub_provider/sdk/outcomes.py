@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run
+from digitalhub_provider.entities.executable import STORED_RESULT
 from digitalhub_provider.entities.specs import validate_spec
 from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.base import log_path
@@ -63,7 +64,6 @@ def registrations(run: Run, result: RunResult) -> tuple[Creates, dict[str, str]]
 # Results up to this size (their JSON) are kept in the run's record and in XCom as they are; a larger
 # one is a file on the data store with the run (``runs/<id>/results/<name>.json``), referenced.
 LARGE_RESULT_BYTES = 64 * 1024
-STORED_RESULT = "stored_result"  # the reference's one key: {"stored_result": {"path": ..., "bytes": ...}}
 
 
 def store_large_results(ctx: Context, run: Run, results: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
