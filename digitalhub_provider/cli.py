@@ -2,7 +2,8 @@
 
 ``digitalhub runs reconcile`` finishes the runs nobody follows any more (see
 ``RunController.reconcile``); its stores are those of the environment (``DIGITALHUB_*``),
-or of an Airflow connection with ``--conn-id``.
+or of an Airflow connection with ``--conn-id``, whose Kubernetes settings also let it ask the
+cluster about runs in pods.
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ def reconcile(
 ) -> dict[str, int]:
     """Reconcile every unfinished run; ``follower_gone`` adds evidence the processes cannot give (see
     ``RunController.reconcile_unfinished``)."""
-    from digitalhub_provider.sdk.controller import RunController
+    from digitalhub_provider.sdk.controller import PodEvidence, RunController
 
+    pods: PodEvidence | None = None
     if conn_id:
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+        from digitalhub_provider.launchers.kubernetes import KubernetesSettings
+        from digitalhub_provider.launchers.pod_evidence import PodEvidence as ClusterPods
 
         try:
-            ctx = DigitalHubHook(conn_id).get_context()
+            hook = DigitalHubHook(conn_id)
+            ctx = hook.get_context()
+            pods = ClusterPods(KubernetesSettings.from_extras(hook.connection_extras))
         except DigitalHubError:
             raise
         except Exception as exc:  # Airflow's own: no such connection, no database
@@ -54,7 +60,8 @@ def reconcile(
         from digitalhub_provider.sdk.context import get_context
 
         ctx = get_context()
-    return RunController(ctx, caller="the reconciler").reconcile_unfinished(project, follower_gone=follower_gone)
+    controller = RunController(ctx, caller="the reconciler", pods=pods)
+    return controller.reconcile_unfinished(project, follower_gone=follower_gone)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,3 +130,24 @@ def test_log_material_bad_input_writes_nothing(tmp_path: Path, dh_home: Path) ->
         dh.log_artifact(project="demo", name="bad/name", source=str(src))
     assert dh.list_artifacts("demo") == [] and dh.list_dataitems("demo") == []
     assert not list((dh_home / "data").rglob("f.txt"))
+
+
+def test_s3_deleting_a_folder_aborts_the_uploads_a_killed_writer_left_in_it(s3_env: str) -> None:
+    """A writer killed mid-upload leaves an unfinished multipart upload (parts stored, no object):
+    deleting the entity's folder aborts it; an upload elsewhere in the bucket is kept."""
+    from digitalhub_provider.sdk.context import get_context
+
+    ctx = get_context()
+    folder = ctx.data_url("demo", "dataitem", "half", "0123456789abcdef0123456789abcdef", "")
+    elsewhere = ctx.data_url("demo", "dataitem", "other", "0123456789abcdef0123456789abcdef", "data.parquet")
+    store = ctx.data_store(folder)
+    client, bucket = store.client, folder.split("/")[2]  # type: ignore[attr-defined]
+    for url in (folder + "data.parquet", elsewhere):
+        key = url.split("/", 3)[3]
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key)
+        client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
+    store.write_bytes(folder + "done.txt", b"written")
+    store.delete(folder)
+    left = [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert left == [elsewhere.split("/", 3)[3]]
+    assert not store.exists(folder + "done.txt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -363,3 +364,96 @@ def test_stop_while_ready_creates_no_pod(k8s: StandinK8s, k8s_conn: dict) -> Non
     assert controller.execute(fn, run, launcher) is run
     assert run.state == "STOPPED" and dh.get_run(run.key).status.state == "STOPPED"
     assert k8s.created_count == 0
+
+
+GATED = (
+    "import os, time\nfrom pathlib import Path\n\n"
+    "def at_gate(gate, then='return'):\n    print('pod started', flush=True)\n"
+    "    while not Path(gate).exists():\n        time.sleep(0.05)\n"
+    "    if then == 'die':\n        os._exit(3)\n    return 'done'\n"
+)
+GATED_WORKER = """
+import sys
+from tests.test_kubernetes_launcher import _context, _op, GATED
+op = _op(task_id="orphan", code=GATED, handler="at_gate", parameters={"gate": sys.argv[1], "then": sys.argv[2]})
+op.execute(_context("orphan"))
+"""
+
+
+def _orphaned_pod(k8s: StandinK8s, gate: Path, then: str) -> Any:
+    """A run whose Airflow worker was SIGKILLed while its pod waits at ``gate``: the pod, on its own."""
+    repo = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen([sys.executable, "-c", GATED_WORKER, str(gate), then], cwd=repo, env=dict(os.environ),
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        return k8s.wait_for(lambda: k8s.history and "pod started" in k8s.history[0].logs() and k8s.history[0], 90)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.mark.parametrize(
+    ("then", "state", "message"),
+    [
+        ("return", "COMPLETED", None),
+        ("die", "ERROR", r"runner lost: pod dh/dh-.* ended Failed \(exit code 3.*\) without a result"),
+        ("delete", "ERROR", r"runner lost: its pod \(label digitalhub\.run=\w+ in namespace dh\) is gone"),
+    ],
+)
+def test_the_reconciler_asks_the_cluster_about_a_run_whose_worker_died(
+    k8s: StandinK8s, k8s_conn: dict, tmp_path: Path, then: str, state: str, message: str | None
+) -> None:
+    """While its pod runs the run is left RUNNING; then it is finished from its RunResult, or ERROR
+    "runner lost" when the pod failed without one or vanished, and the ended pod is deleted."""
+    from digitalhub_provider.cli import reconcile
+
+    gate = tmp_path / "gate"
+    pod = _orphaned_pod(k8s, gate, then)
+    assert reconcile(conn_id="dh_k8s") == {"unfinished": 1}  # the pod runs: its run is left
+    assert dh.list_runs("demo")[0].status.state == "RUNNING"
+    if then == "delete":
+        k8s.delete_pod(pod.namespace, pod.name, grace=0)
+        k8s.wait_for(lambda: (pod.namespace, pod.name) not in k8s.pods, timeout=30)
+    else:
+        gate.touch()
+        k8s.wait_for(lambda: pod.phase in ("Succeeded", "Failed"), timeout=60)
+    assert reconcile(conn_id="dh_k8s") == {"unfinished": 1, state: 1}
+    run = dh.list_runs("demo")[0]
+    assert run.status.state == state
+    if message is None:
+        assert run.results() == {"output": "done"}
+    else:
+        assert re.fullmatch(message, run.status.get("message")), run.status.get("message")
+    assert k8s.wait_for(lambda: (pod.namespace, pod.name) not in k8s.pods, timeout=30)  # no pod left behind
+    assert k8s.created_count == 1
+
+
+def test_a_run_the_reconciler_finished_while_its_task_was_deferred_ends_the_task_with_its_outcome(
+    k8s: StandinK8s, k8s_conn: dict, tmp_path: Path
+) -> None:
+    """Deferred, the worker's process is gone and the pod ends: the reconciler finishes the run from its
+    RunResult and deletes the pod; the task, back from the trigger, takes that outcome and its XCom."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from digitalhub_provider.cli import reconcile
+    from digitalhub_provider.sdk.context import get_context
+    from digitalhub_provider.sdk.controller import RunController
+
+    gate = tmp_path / "gate"
+    op = _op(task_id="deferred", code=GATED, handler="at_gate", parameters={"gate": str(gate)}, deferrable=True)
+    with pytest.raises(TaskDeferred):
+        op.execute(_context("deferred"))
+    pod = k8s.wait_for(lambda: k8s.history and "pod started" in k8s.history[0].logs() and k8s.history[0], 60)
+    run = dh.list_runs("demo")[0]
+    # The worker process that deferred has exited (a pid no process has, on this host).
+    RunController(get_context()).record(run, follower={"host": run.status.get("follower")["host"], "pid": 2**22 + 7})
+    gate.touch()
+    k8s.wait_for(lambda: pod.phase == "Succeeded", timeout=60)
+    assert reconcile(conn_id="dh_k8s") == {"unfinished": 1, "COMPLETED": 1}
+    assert k8s.wait_for(lambda: (pod.namespace, pod.name) not in k8s.pods, timeout=30)
+    ctx = _context("deferred")
+    resumed = _op(task_id="deferred", code=GATED, handler="at_gate", parameters={"gate": str(gate)}, deferrable=True)
+    summary = resumed.trigger_reentry(ctx, {"status": "error", "name": pod.name, "namespace": pod.namespace,
+                                            "message": "pod not found"})  # fmt: skip
+    assert summary["state"] == "COMPLETED" and ctx["ti"].pushed["output"] == "done"
+    assert k8s.created_count == 1

@@ -40,6 +40,17 @@ def gated(gate):
     return 42
 
 
+def half_written(project, gate):
+    # As an upload in progress leaves it: the entity's folder journaled, a temporary file half written.
+    url = project.ctx.material_url("demo", "dataitem", "half", "0123456789abcdef0123456789abcdef", "data.parquet")
+    path = project.ctx.data_store(url).local_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_name(".data.parquet.tmp").write_bytes(b"PAR1" + bytes(4096))
+    print("half written", flush=True)
+    while not Path(gate).exists():
+        time.sleep(0.05)
+
+
 def spawner(pidfile):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     Path(pidfile).write_text(str(child.pid))
@@ -48,7 +59,7 @@ def spawner(pidfile):
 CALLER = """
 import sys
 import digitalhub_provider as dh
-fn = dh.get_function("gated", project="demo")
+fn = dh.get_function(sys.argv[2], project="demo")
 fn.run(action="job", parameters={"gate": sys.argv[1]}, wait=True)
 """
 
@@ -63,17 +74,17 @@ def caller(tmp_path: Path) -> Iterator[Any]:
     runner made is killed at the end."""
     groups: list[int] = []
 
-    def start(gate: Path) -> tuple[subprocess.Popen[bytes], Run]:
+    def start(gate: Path, name: str = "gated") -> tuple[subprocess.Popen[bytes], Run]:
         script = tmp_path / "caller.py"
         script.write_text(CALLER)
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(gate)],
+            [sys.executable, str(script), str(gate), name],
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         groups.append(proc.pid)
-        run = _wait_for(lambda: _running("gated"))
+        run = _wait_for(lambda: _running(name))
         groups.append(int(run.status.get("pid")))
         return proc, run
 
@@ -129,6 +140,52 @@ def test_a_run_whose_caller_and_runner_were_killed_ends_runner_lost(caller: Any,
     assert run.status.get("message").startswith("runner lost: the runner process")
     assert str(run.status.get("pid")) in run.status.get("message")
     assert dh.get_run(run.key).state == State.ERROR.value
+
+
+def test_a_runner_killed_mid_upload_leaves_no_half_written_file(caller: Any, tmp_path: Path) -> None:
+    """The runner journals an entity's folder before writing it: killed mid-write (with its caller),
+    its run ends "runner lost" and the folder, temporary file and all, is removed."""
+    _function("half_written")
+    proc, run = caller(tmp_path / "gate", "half_written")
+    ctx = get_context()
+    folder = ctx.data_store(ctx.data_root).local_path(ctx.data_url("demo", "dataitem", "half"))
+    _wait_for(lambda: "half written" in run.logs())
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == [".data.parquet.tmp"]
+    _kill(proc)
+    os.killpg(int(run.status.get("pid")), signal.SIGKILL)
+    _wait_for(lambda: not processes.group_alive(int(run.status.get("pid"))), timeout=10)
+    assert run.refresh().state == State.ERROR.value
+    assert run.status.get("message").startswith("runner lost: the runner process")
+    assert not folder.exists()  # nor the folders above it, left empty
+    assert not folder.parent.exists()
+
+
+def test_a_forged_journal_removes_no_registered_entity_nor_anything_outside_the_project(tmp_path: Path) -> None:
+    """writing.json is the runner's, so the user's: the controller removes only unregistered entity
+    folders of the run's own project under the data store's root."""
+    from digitalhub_provider.runtimes.contract import WRITING_FILE
+
+    fn = _function("gated")
+    kept = dh.log_artifact(project="demo", name="kept", source=str(_file(tmp_path / "kept.txt")))
+    run = _stale_run(fn)
+    ctx = get_context()
+    other = ctx.data_url("other", "dataitem", "x", "0123456789abcdef0123456789abcdef", "")
+    ctx.data_store(other).write_bytes(other + "f.txt", b"another project's")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the data store's")
+    journal = [ctx.data_url("demo", "artifact", "kept", kept.id, ""), other, outside.as_uri() + "/",
+               ctx.data_root.rstrip("/") + "/demo/artifact/kept/../../../", "not a list item"]  # fmt: skip
+    url = ctx.run_url(run.id, WRITING_FILE)
+    ctx.data_store(url).write_bytes(url, json.dumps(journal).encode())
+    RunController(ctx).reconcile(run, follower_gone="its task instance is gone")
+    assert dh.get_run(run.key).state == State.ERROR.value
+    assert ctx.data_store(kept.path).read_bytes(kept.path) == b"kept"
+    assert ctx.data_store(other).exists(other + "f.txt") and outside.exists()
+
+
+def _file(path: Path) -> Path:
+    path.write_text("kept")
+    return path
 
 
 def test_ctrl_c_in_function_run_stops_the_run_and_its_runner(caller: Any, tmp_path: Path) -> None:
@@ -239,8 +296,8 @@ def test_an_earlier_result_wins_over_a_second_finish_and_keeps_its_files(monkeyp
 
 @pytest.mark.leaves_unfinished_runs  # the run of another host's runner is left, as it must be
 def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airflow_db: str) -> None:
-    """Under dag.test(): a run that ran in the process of a task instance Airflow no longer has (its
-    follower on another host, where no process can be checked) ends ERROR; one not started by an
+    """Under dag.test(): a run that ran in the process of a task instance Airflow no longer has, or in a
+    local runner beside it (on another host, where no process can be checked), ends ERROR; one not started by an
     Airflow task, on another host, is left; the counts come back as the task's XCom."""
     from tests.airflow_helpers import load_dag, task_states, xcoms
 
@@ -249,12 +306,15 @@ def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airfl
     labels = ["airflow.dag_id=gone_dag", "airflow.run_id=manual__x", "airflow.task_id=t", "airflow.map_index=-1"]
     ti_gone = running_run(get_context(), fn, labels=labels, status={"launcher": "in-process", "follower": elsewhere})
     unknown = running_run(get_context(), fn, status={"launcher": "in-process", "follower": elsewhere})
+    local_labels = [lab.replace("task_id=t", "task_id=local") for lab in labels]
+    runner = {"launcher": "local", "host": "another-host", "pid": 4343, "started": 1}
+    local = running_run(get_context(), fn, labels=local_labels, status={**runner, "follower": elsewhere})
     dag = load_dag("digitalhub_maintenance.py")
     dr = dag.test()
     assert task_states(dr) == {"reconcile_runs": "success"}
     assert xcoms("digitalhub_maintenance", dr.run_id)[("reconcile_runs", "return_value")] == {
-        "unfinished": 2,
-        "ERROR": 1,
+        "unfinished": 3,
+        "ERROR": 2,
     }
     ended = dh.get_run(ti_gone.key)
     assert ended.state == "ERROR"
@@ -263,3 +323,7 @@ def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airfl
         "without writing a result"
     )
     assert dh.get_run(unknown.key).state == "RUNNING"
+    assert dh.get_run(local.key).status.get("message") == (
+        "runner lost: its Airflow task instance gone_dag/manual__x/local is gone, and its runner process 4343 on "
+        "another-host cannot be checked from here"
+    )

@@ -239,9 +239,17 @@ class DigitalHubRunOperator(BaseOperator):
         try:
             fn = self.resolve_function(ctx)
             unfinished = controller.unfinished(fn, self.task_instance_labels(labels))
+            finished = None
             if reentry and not any(r.state == State.RUNNING.value for r in unfinished):
-                raise AirflowException("no running DigitalHub run found for this task on re-entry")
-            if kubernetes and unfinished:
+                # The reconciler may have finished this try's run from its RunResult while the task was
+                # deferred: that outcome stands.
+                finished = next(iter(controller.labelled(fn, set(labels))), None)
+                if finished is None or not State(finished.state).final:
+                    raise AirflowException("no running DigitalHub run found for this task on re-entry")
+            if finished is not None:
+                run = finished
+                self.log.info("DigitalHub run %s ended %s while the task was deferred", run.key, run.state)
+            elif kubernetes and unfinished:
                 run = unfinished[0]
                 self.log.info("Reattaching to DigitalHub run %s (state %s)", run.key, run.state)
             else:

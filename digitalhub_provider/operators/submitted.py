@@ -81,8 +81,10 @@ class SubmittedRunOperator(DigitalHubRunOperator):
                     self.log.info("Adopting DigitalHub run %s (state %s)", run.key, run.state)
                 elif not State(controller.reconcile(run).state).final:  # a RunResult's outcome stands
                     controller.fail_stale(run, f"the worker of an earlier try stopped while the run was {run.state}")
-            elif reentry:
+            elif reentry and run.state == State.CREATED.value:
                 raise AirflowException("no running DigitalHub run found for this task on re-entry")
+            # A run that ended while the task was deferred (the reconciler read its RunResult) ends the
+            # task with its outcome, like one that ended before the task started.
         except DigitalHubError as exc:
             raise AirflowException(str(exc)) from None
         try:

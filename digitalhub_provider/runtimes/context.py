@@ -9,11 +9,13 @@ final status. Reads see what the run logged first, then the metadata store
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from digitalhub_provider.config import Settings
 from digitalhub_provider.errors import EntityNotFoundError, RunError
+from digitalhub_provider.runtimes.contract import WRITING_FILE
 from digitalhub_provider.stores.context import Context, RunOperations
 from digitalhub_provider.stores.metadata.base import Entity, MetadataStore, Write
 
@@ -74,6 +76,20 @@ class RunnerContext(Context):
         super().__init__(settings)
         self.logged: list[dict[str, Any]] = []
         self._overlay = _Overlay(self)
+        self.run_id: str | None = None  # the run being executed: the folders it writes are journaled
+        self._writing: list[str] = []
+
+    def material_url(self, project: str, entity_type: str, name: str, entity_id: str, filename: str) -> str:
+        """As the store context's, and the entity's folder journaled in the run's ``writing.json``
+        before anything is written there (the controller removes those folders if the run does not
+        complete, whoever ends it)."""
+        url = super().material_url(project, entity_type, name, entity_id, filename)
+        folder = self.data_url(project, entity_type, name, entity_id, "")
+        if self.run_id is not None and folder not in self._writing:
+            self._writing.append(folder)
+            journal = self.run_url(self.run_id, WRITING_FILE)
+            self.data_store(journal).write_bytes(journal, json.dumps(self._writing).encode())
+        return url
 
     @property
     def metadata(self) -> MetadataStore:

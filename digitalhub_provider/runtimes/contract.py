@@ -19,6 +19,9 @@ ENV_RUNSPEC = "DIGITALHUB_RUNSPEC"
 INLINE_RUNSPEC_MAX = 64 * 1024
 RESULT_FILE = "result.json"
 LOG_FILE = "logs.txt"
+# The entity folders a runner is about to write, recorded before the first byte of each: a run
+# that ends without completing (its runner killed mid-upload too) leaves none of them behind.
+WRITING_FILE = "writing.json"
 
 
 def is_interrupt(exc: BaseException) -> bool:

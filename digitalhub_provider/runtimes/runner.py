@@ -58,6 +58,7 @@ def execute(spec: RunSpec, ctx: RunnerContext) -> RunResult:
     """Run ``spec`` with the runtime it names. Every failure is in the result; only an interrupt
     (see :func:`~digitalhub_provider.runtimes.contract.is_interrupt`) propagates."""
     started = _now()
+    ctx.run_id = spec.run_id
     try:
         module = RUNNERS.get((spec.runtime, spec.action))
         if module is None:

@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from digitalhub_provider.entities import Run, State
 from digitalhub_provider.entities.base import now_iso
@@ -42,6 +42,7 @@ from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.outcomes import (
+    delete_journaled,
     delete_written,
     read_result,
     registrations,
@@ -92,12 +93,25 @@ class Started:
         self.upload = upload
 
 
-class RunController:
-    """``caller`` names who waits, in the message of a run its interrupt ended ("the Airflow task")."""
+class PodEvidence(Protocol):
+    """What a cluster says about the pods of runs (:mod:`digitalhub_provider.launchers.pod_evidence`)."""
 
-    def __init__(self, ctx: Context, caller: str = "the caller") -> None:
+    def runner_gone(self, run: Run, follower_gone: bool) -> str | None:
+        """Why the pod of ``run`` is known to be gone or ended, or None (it runs, or it cannot be told);
+        with no pod at all, gone only when ``follower_gone`` (nobody will start one)."""
+
+    def remove_ended(self, run: Run) -> None:
+        """Delete the ended pods of ``run``, as its follower would have (KubernetesPodOperator's delete_pod)."""
+
+
+class RunController:
+    """``caller`` names who waits, in the message of a run its interrupt ended ("the Airflow task").
+    ``pods`` lets :meth:`reconcile` ask the cluster about runs in pods (else those are left)."""
+
+    def __init__(self, ctx: Context, caller: str = "the caller", pods: PodEvidence | None = None) -> None:
         self.ctx = ctx
         self.caller = caller
+        self.pods = pods
 
     # -- the status: the one writer --------------------------------------------------------
     def transition(
@@ -293,7 +307,13 @@ class RunController:
     ) -> Run:
         """The outcome, from the RunResult (one transaction: outputs, lineage, state). ``message``: the
         run was interrupted and ends in ``state`` (what it wrote is removed); ``lost``: why there is
-        no exit code."""
+        no exit code. A run that does not complete leaves none of the files its runner was writing."""
+        self._outcome(run, exit_code, message, lost, state)
+        if run.state != State.COMPLETED.value:
+            delete_journaled(self.ctx, run)
+        return run
+
+    def _outcome(self, run: Run, exit_code: int | None, message: str | None, lost: str | None, state: State) -> Run:
         self._unregister(run)
         try:
             store_logs(self.ctx, run)
@@ -403,6 +423,7 @@ class RunController:
         a process on this machine."""
         self._end(run, State.ERROR, message)
         self._kill(run)
+        delete_journaled(self.ctx, run)
         return run
 
     def reconcile(self, run: Run, follower_gone: str | None = None) -> Run:
@@ -414,8 +435,12 @@ class RunController:
         - a RunResult on the data store: finished as the RunResult says;
         - its runner gone without one (a local runner's process, or the process that ran it
           in-process): ERROR "runner lost: ...", and what is left of the runner's group killed;
-        - a runner that still runs, or whose liveness cannot be told from this host (a pod, another
-          host): left as it is.
+        - its pod ended, or gone while nobody follows it (asked through ``pods``): ERROR "runner lost: ...";
+          the ended pod deleted;
+        - a local runner on another host whose Airflow task instance is gone (``follower_gone``): ERROR
+          "runner lost: ...", as no process there can be checked from here;
+        - a runner that still runs, or whose liveness cannot be told (a pod without ``pods``, another
+          host without ``follower_gone``): left as it is.
         """
         if State(run.state).final:
             return run
@@ -436,12 +461,13 @@ class RunController:
                 return self._end(run, State.ERROR, f"runner lost: {why}")
             return run
         if read_result(self.ctx, run) is not None:
-            self._kill(run)  # what the runner started and left behind
+            self._kill(run, ended_pods=True)  # what the runner started and left behind
             return self.finish(run, lost="runner lost: its follower ended before reading the result")
         lost = self._runner_gone(run, follower_alive, follower_gone)
-        if lost is None or read_result(self.ctx, run) is not None:  # the result may have come meanwhile
-            return run if lost is None else self.finish(run, lost=lost)
-        self._kill(run)
+        if lost is None:
+            return run
+        if read_result(self.ctx, run) is None:  # else the result came meanwhile, and it stands
+            self._kill(run, ended_pods=True)
         return self.finish(run, lost=lost)
 
     def _runner_gone(self, run: Run, follower_alive: bool | None, follower_gone: str | None) -> str | None:
@@ -450,8 +476,16 @@ class RunController:
         launcher = status.get("launcher")
         if launcher == "local" and status.get("pid"):
             runner = {"host": status.get("host"), "pid": status.get("pid"), "started": status.get("started")}
-            if processes.alive(runner) is False:
+            alive = processes.alive(runner)
+            if alive is False:
                 return f"runner lost: the runner process {runner['pid']} on {runner['host']} ended without a result"
+            if alive is None and follower_gone:  # another host: its task instance is the evidence there is
+                return (
+                    f"runner lost: {follower_gone}, and its runner process {runner['pid']} on {runner['host']} "
+                    "cannot be checked from here"
+                )
+        elif launcher == "kubernetes" and self.pods is not None:
+            return self.pods.runner_gone(run, follower_gone=follower_alive is False)
         elif launcher == "in-process" and follower_alive is False:  # it ran in its follower's process
             if follower_gone:
                 return f"runner lost: {follower_gone}, and it ran in that task's process without writing a result"
@@ -482,13 +516,18 @@ class RunController:
                 counts[run.state] = counts.get(run.state, 0) + 1
         return counts
 
-    def _kill(self, run: Run) -> None:
+    def _kill(self, run: Run, ended_pods: bool = False) -> None:
+        """The runner of ``run`` killed: the one this process follows, or a process on this host;
+        ``ended_pods``: its pods that ended deleted too (a running pod is its follower's to delete)."""
         with _active_lock:
             handle = _active.get(run.id)
         if handle is not None:
             handle.kill()
             return
         status = run.status
+        if ended_pods and status.get("launcher") == "kubernetes" and self.pods is not None:
+            self.pods.remove_ended(run)
+            return
         pid = status.get("pid")
         if not isinstance(pid, int) or status.get("host") != socket.gethostname():
             return
@@ -512,8 +551,11 @@ class RunController:
 
     def unfinished(self, fn: Executable, labels: set[str]) -> list[Run]:
         """Runs of ``fn`` not yet COMPLETED, ERROR or STOPPED that carry all of ``labels``, newest first."""
-        unfinished = [s.value for s in UNFINISHED_STATES]
-        rows = self.ctx.metadata.list(fn.project, "run", function_name=fn.name, state=unfinished, limit=200)
+        return self.labelled(fn, labels, [s.value for s in UNFINISHED_STATES])
+
+    def labelled(self, fn: Executable, labels: set[str], states: list[str] | None = None) -> list[Run]:
+        """Runs of ``fn`` (in one of ``states``, or any) that carry all of ``labels``, newest first."""
+        rows = self.ctx.metadata.list(fn.project, "run", function_name=fn.name, state=states, limit=200)
         mine = [d for d in rows if labels <= set((d.get("metadata") or {}).get("labels") or [])]
         return [Run.from_dict(d, self.ctx) for d in mine]
 

@@ -7,20 +7,22 @@ and writes it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run
 from digitalhub_provider.entities.executable import STORED_RESULT
 from digitalhub_provider.entities.specs import validate_spec
-from digitalhub_provider.errors import EntityError
+from digitalhub_provider.errors import DigitalHubError, EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.base import log_path
 from digitalhub_provider.names import validate_name
-from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, RunResult
+from digitalhub_provider.runtimes.contract import LOG_FILE, RESULT_FILE, WRITING_FILE, RunResult
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.runspecs import INPUT_TYPES
-from digitalhub_provider.stores.deletion import remove_files
+from digitalhub_provider.stores.deletion import MATERIAL_TYPES, remove_files
 
 Creates = list[tuple[str, dict[str, Any]]]
+log = logging.getLogger(__name__)
 
 
 def read_result(ctx: Context, run: Run) -> RunResult | None:
@@ -90,6 +92,35 @@ def delete_written(ctx: Context, result: RunResult | None) -> None:
     root = ctx.data_root.rstrip("/") + "/"
     items = [*result.logged, *(o for o in result.outputs.values() if not o.get("existing"))]
     remove_files(ctx, [p for item in items if (p := item["entity"].get("spec", {}).get("path", "")).startswith(root)])
+
+
+def delete_journaled(ctx: Context, run: Run) -> None:
+    """Remove the entity folders the runner of ``run`` journaled before writing them (``writing.json``),
+    for a run that did not complete: a runner killed mid-upload leaves no half-written file. Only
+    folders of ``run``'s project, under the data store's root, of no registered entity, are removed."""
+    url = ctx.run_url(run.id, WRITING_FILE)
+    store = ctx.data_store(url)
+    try:
+        if not store.exists(url):
+            return
+        folders = json.loads(store.read_bytes(url))
+    except (DigitalHubError, ValueError) as exc:
+        log.warning("the files run %s was writing could not be listed: %s", run.id, exc)
+        return
+    root = ctx.data_root.rstrip("/") + "/"
+    doomed = []
+    for folder in folders if isinstance(folders, list) else []:
+        parts = folder[len(root) :].strip("/").split("/") if isinstance(folder, str) and folder.startswith(root) else []
+        if len(parts) != 4 or parts[0] != run.project or parts[1] not in MATERIAL_TYPES:
+            continue
+        if folder != ctx.data_url(*parts, ""):  # e.g. ".." or an empty part
+            continue
+        try:
+            ctx.metadata.get(parts[0], parts[1], parts[3])
+            continue  # registered (by another run's id, or a forged journal): not this run's to remove
+        except EntityNotFoundError:
+            doomed.append(folder)
+    remove_files(ctx, doomed)
 
 
 def store_logs(ctx: Context, run: Run) -> None:

@@ -131,4 +131,11 @@ class S3DataStore(DataStore):
             objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if objs:
                 self._call(url, self.client.delete_objects, Bucket=bucket, Delete={"Objects": objs})
+        # A writer killed mid-upload leaves its parts in an unfinished multipart upload: billed, unseen.
+        uploads = self._call(url, self.client.list_multipart_uploads, Bucket=bucket, Prefix=key.rstrip("/"))
+        for upload in uploads.get("Uploads", []):
+            if upload["Key"] != key.rstrip("/") and not upload["Key"].startswith(prefix):
+                continue  # a sibling whose name only starts like this one
+            self._call(url, self.client.abort_multipart_upload, Bucket=bucket, Key=upload["Key"],
+                       UploadId=upload["UploadId"])  # fmt: skip
         self._call(url, self.client.delete_object, Bucket=bucket, Key=key)
