@@ -70,6 +70,22 @@ def _worker_of(af: AirflowDeployment, pid: int) -> str | None:
     return None
 
 
+def _kill_worker(af: AirflowDeployment, name: str, spare: int) -> None:
+    """SIGKILL the Celery worker ``name`` and every process under it (its pool, the task's supervisor
+    and the task process, which has a session of its own), as a lost worker machine would lose them;
+    the runner ``spare`` (in its own group) outlives them, as a runner may."""
+    worker = af.procs.pop(name)  # not a server to check or stop any more
+    tree = [p for p in psutil.Process(worker.pid).children(recursive=True) if p.pid != spare]
+    os.killpg(worker.pid, signal.SIGKILL)
+    for process in tree:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    worker.wait(10)
+    psutil.wait_procs(tree, timeout=10)
+
+
 def _wait_for(check: Any, af: AirflowDeployment, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -116,9 +132,7 @@ def test_a_worker_killed_mid_task_is_retried_on_the_other_and_its_run_reconciled
     runner = int(first.status.get("pid"))
     killed = _worker_of(af, follower)
     assert killed is not None, f"the task process {follower} is not under a Celery worker"
-    os.killpg(af.procs[killed].pid, signal.SIGKILL)  # the worker, its pool and the task; the runner has its own group
-    af.procs[killed].wait(10)
-    del af.procs[killed]  # not a server to check or stop any more
+    _kill_worker(af, killed, spare=runner)
     assert psutil.pid_exists(runner)
 
     def second_run() -> Any:
@@ -140,3 +154,42 @@ def test_a_worker_killed_mid_task_is_retried_on_the_other_and_its_run_reconciled
     assert not psutil.pid_exists(runner) or psutil.Process(runner).status() == psutil.STATUS_ZOMBIE
     assert dh.get_run(second.key).results() == {"answer": "through"}
     assert [r.state for r in dh.list_runs("demo") if r.state not in ("COMPLETED", "ERROR")] == []
+
+
+def test_a_worker_killed_mid_task_without_retries_leaves_its_run_to_the_maintenance_dag(
+    celery: AirflowDeployment, tmp_path: Path
+) -> None:
+    """No retry will look at the run: the task fails by heartbeat, the run stays RUNNING with its orphaned
+    runner until the maintenance DAG, asking Airflow, ends it ERROR and kills the runner."""
+    af = celery
+    af.wait_dag("celery_no_retry")
+    af.wait_dag("digitalhub_maintenance")
+    run_id = af.trigger("celery_no_retry", {"gate": str(tmp_path / "gate")})  # never opened
+
+    def running() -> Any:
+        runs = [r for r in dh.list_runs("demo") if r.state == "RUNNING" and r.status.get("pid")]
+        return runs[0] if runs else None
+
+    run = _wait_for(running, af, 240, "the run RUNNING")
+    runner = int(run.status.get("pid"))
+    killed = _worker_of(af, int(run.status.get("follower")["pid"]))
+    assert killed is not None
+    _kill_worker(af, killed, spare=runner)
+    assert af.wait_run("celery_no_retry", run_id, timeout=240) == "failed"
+    assert dh.get_run(run.key).state == "RUNNING" and psutil.pid_exists(runner)  # nobody has looked yet
+
+    maintenance = af.trigger("digitalhub_maintenance", {})
+    assert af.wait_run("digitalhub_maintenance", maintenance, timeout=240) == "success", af.diagnostics(
+        "digitalhub_maintenance", maintenance
+    )
+    assert af.xcom("digitalhub_maintenance", maintenance, "reconcile_runs", "return_value") == {
+        "unfinished": 1,
+        "ERROR": 1,
+    }
+    stale = dh.get_run(run.key)
+    assert stale.state == "ERROR"
+    assert stale.status.message == (
+        f"runner lost: its Airflow task instance celery_no_retry/{run_id}/hold is failed; its runner process "
+        f"{runner}, left running, was killed"
+    )
+    assert not psutil.pid_exists(runner) or psutil.Process(runner).status() == psutil.STATUS_ZOMBIE

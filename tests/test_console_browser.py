@@ -2,11 +2,14 @@
 a real browser: Debian's headless Chromium driven by Selenium. Airflow's login page, the console from
 Airflow's navigation, a function through its versions (edit, switch, inspect, export), a run executed by
 Airflow to COMPLETED with its log, a long run stopped, a delete with cascade and the old links' "not found"
-page, the task's extra link and its task-instance tab. Screenshots go to the module's temporary folder
-(``DIGITALHUB_TEST_ARTIFACTS`` to keep them elsewhere)."""
+page, the task's extra link and its task-instance tab (also while its task runs). Each test makes what it
+needs itself, in a project of its own (through the REST API, or the pages it tests), so any one passes alone
+and in any order. Screenshots go to the module's temporary folder (``DIGITALHUB_TEST_ARTIFACTS`` to keep them
+elsewhere)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import pickle
 import time
@@ -28,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
 ]
 USER, PASSWORD = "carol", "console-in-airflow-5"
-PROJECT = "console"
+PROJECT = "console"  # the project test_a_project_and_a_function_through_its_versions creates in the browser
 DOUBLE_V1 = 'def double(x: int):\n    print("doubling", x)\n    return x * 2\n'
 DOUBLE_V2 = 'def double(x: int):\n    print("tripling", x)\n    return x * 3\n'
 PRODUCE = (
@@ -42,6 +45,11 @@ PACK = (
     '@handler(outputs=["numbers"])\ndef pack():\n    return {2, 3, 5, 7}\n'  # a set: pickled, an artifact
 )
 LINGER = "import time\n\n\ndef linger(seconds: int):\n    time.sleep(seconds)\n    return seconds\n"
+LINGER_ALOUD = (
+    "import time\n\n\ndef linger(seconds: int):\n"
+    '    print("lingering for", seconds, "seconds", flush=True)\n    time.sleep(seconds)\n    return seconds\n'
+)
+FINAL = ("COMPLETED", "ERROR", "STOPPED")
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +106,85 @@ def dh(dep: AirflowDeployment, method: str, path: str, **kw: Any) -> httpx.Respo
     return httpx.request(method, f"{dep.url}/digitalhub/api/v1{path}", headers=headers, timeout=30, **kw)
 
 
+# -- what a test needs, made through the REST API (idempotent: made once, found afterwards) ------------------------
+def ensure_project(dep: AirflowDeployment, project: str) -> None:
+    if dh(dep, "GET", f"/projects/{project}").status_code == 404:
+        body = {"id": project, "name": project, "kind": "project", "metadata": {"project": project}, "spec": {}}
+        res = dh(dep, "POST", "/projects", json=body)
+        assert res.status_code == 200, res.text
+
+
+def ensure_function(dep: AirflowDeployment, project: str, name: str, code: str, handler: str) -> dict[str, Any]:
+    """The latest version of function ``name`` (in ``project``, made too when missing); a version with this
+    code is made when the latest has other code, as the console's form saves a spec change."""
+    ensure_project(dep, project)
+    source = {"base64": base64.b64encode(code.encode()).decode(), "handler": handler, "lang": "python"}
+    found = dh(dep, "GET", f"/-/{project}/functions", params={"name": name}).json()["content"]
+    if found and found[0]["spec"].get("source") == source:
+        return dict(found[0])
+    fid = uuid.uuid4().hex
+    body = {
+        "id": fid,
+        "name": name,
+        "kind": "python",
+        "project": project,
+        "metadata": {"project": project, "name": name},
+        "spec": {"python_version": "PYTHON3_11", "source": source},
+        "status": {"state": "CREATED"},
+    }
+    res = dh(dep, "POST", f"/-/{project}/functions", json=body)
+    assert res.status_code == 200, res.text
+    return dict(res.json())
+
+
+def post_run(
+    dep: AirflowDeployment,
+    fn: dict[str, Any],
+    parameters: dict[str, Any],
+    *,
+    state: str = "CREATED",
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """A task and a run of ``fn`` as the console's New run makes them: a CREATED run is executed by Airflow (the
+    ``digitalhub_runs`` DAG); a run in a final state is recorded only (``local_execution``: nobody executes it)."""
+    project = fn["project"]
+    ref = f"python://{project}/{fn['name']}:{fn['id']}"
+    tid, rid = uuid.uuid4().hex, run_id or uuid.uuid4().hex
+    task = {
+        "id": tid, "name": tid, "kind": "python+job", "project": project, "metadata": {"project": project, "name": tid},
+        "spec": {"function": ref}, "status": {"state": "CREATED"},
+    }  # fmt: skip
+    res = dh(dep, "POST", f"/-/{project}/tasks", json=task)
+    assert res.status_code == 200, res.text
+    run = {
+        "id": rid, "name": rid, "kind": "python+job:run", "project": project,
+        "metadata": {"project": project, "name": rid},
+        "spec": {"function": ref, "task": f"python+job://{project}/{tid}", "parameters": parameters,
+                 "local_execution": state != "CREATED"},
+        "status": {"state": state},
+    }  # fmt: skip
+    res = dh(dep, "POST", f"/-/{project}/runs", json=run)
+    assert res.status_code == 200, res.text
+    return dict(res.json())
+
+
+def run_state(dep: AirflowDeployment, project: str, run_id: str) -> str:
+    res = dh(dep, "GET", f"/-/{project}/runs/{run_id}")
+    assert res.status_code == 200, res.text
+    return str(res.json()["status"]["state"])
+
+
+def wait_for(what: Any, timeout: float, message: str) -> Any:
+    """Poll ``what`` (no browser involved) until it returns something truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(f"{message} not met in {timeout}s")
+
+
 def assert_labelled(b: Browser) -> None:
     assert b.unlabelled_fields() == [], "every form field has a label"
 
@@ -107,7 +194,7 @@ def no_trace(b: Browser) -> None:
     assert "Traceback" not in source and "Error:" not in b.text("body")
 
 
-# -- the flows, in order: each starts where the previous one left the platform ---------------------------------
+# -- the flows: each makes what it needs, in a project of its own -------------------------------------------------
 def test_log_in_and_open_the_console_from_airflows_navigation(browser: Browser, deployment: AirflowDeployment) -> None:
     b = browser  # logged in through Airflow's login page (the fixture)
     b.get(f"{deployment.url}/")
@@ -224,8 +311,9 @@ def test_a_project_and_a_function_through_its_versions(browser: Browser, deploym
     b.shot("functions-list")
 
 
-def _new_function(b: Browser, dep: AirflowDeployment, name: str, code: str, handler: str) -> None:
-    b.get(console(dep, f"/projects/{PROJECT}/functions/new"))
+def _new_function(b: Browser, dep: AirflowDeployment, project: str, name: str, code: str, handler: str) -> None:
+    ensure_project(dep, project)
+    b.get(console(dep, f"/projects/{project}/functions/new"))
     b.fill("Name", name)
     b.fill("Code", code)
     b.fill("Handler", handler)
@@ -257,7 +345,9 @@ def _create_run(b: Browser, parameters: str, inputs: str = "") -> str:
 
 def test_a_run_executed_by_airflow_to_completed_with_its_log(browser: Browser, deployment: AirflowDeployment) -> None:
     b = browser
-    b.get(console(deployment, f"/projects/{PROJECT}/functions/double"))
+    project = "console-run"
+    ensure_function(deployment, project, "double", DOUBLE_V2, "double")
+    b.get(console(deployment, f"/projects/{project}/functions/double"))
     b.wait_text("Versions")
     run_id = _create_run(b, '{"x": 21}')
     b.wait(lambda: "COMPLETED" in b.text("[data-testid=state]"), timeout=300, message="COMPLETED")
@@ -267,11 +357,11 @@ def test_a_run_executed_by_airflow_to_completed_with_its_log(browser: Browser, d
     assert "RUNNING" in text and "digitalhub_runs" in text  # the timeline, the Airflow DAG run
     b.shot("run-completed")
     # the runs list, filtered in the API
-    b.get(console(deployment, f"/projects/{PROJECT}/runs?state=COMPLETED"))
+    b.get(console(deployment, f"/projects/{project}/runs?state=COMPLETED"))
     b.wait(lambda: b.all(f"a[data-run='{run_id}']"), message="the run in the list")
-    b.get(console(deployment, f"/projects/{PROJECT}/runs?state=ERROR"))
+    b.get(console(deployment, f"/projects/{project}/runs?state=ERROR"))
     b.wait_text("0 runs")
-    b.get(console(deployment, f"/projects/{PROJECT}"))
+    b.get(console(deployment, f"/projects/{project}"))
     b.wait(lambda: b.css("[data-state=COMPLETED]").text == "1", message="the dashboard's count")
     b.shot("dashboard")
 
@@ -280,12 +370,13 @@ def test_outputs_inputs_and_the_lineage_graph(browser: Browser, deployment: Airf
     """A run's output dataitem (a link to its page), a second run that takes it as input, and the first
     run's lineage: function -> run -> dataitem -> the consumer run."""
     b = browser
-    _new_function(b, deployment, "produce", PRODUCE, "produce")
+    project = "console-lineage"
+    _new_function(b, deployment, project, "produce", PRODUCE, "produce")
     producer = _create_run(b, "")
     b.wait(lambda: "COMPLETED" in b.text("[data-testid=state]"), timeout=300, message="the producer COMPLETED")
     output = b.find("[data-testid=outputs] a")
     key = output.text
-    assert key.startswith(f"store://{PROJECT}/dataitem/table/cities:")
+    assert key.startswith(f"store://{project}/dataitem/table/cities:")
     output.click()
     b.settled()
     b.wait_text("Versions")
@@ -302,12 +393,12 @@ def test_outputs_inputs_and_the_lineage_graph(browser: Browser, deployment: Airf
     assert "The first 3 of 3 rows." in b.text("[data-testid=preview]")
     b.shot("output-dataitem")
 
-    _new_function(b, deployment, "consume", CONSUME, "consume")
+    _new_function(b, deployment, project, "consume", CONSUME, "consume")
     consumer = _create_run(b, "", inputs=f"di={key}")
     b.wait(lambda: "COMPLETED" in b.text("[data-testid=state]"), timeout=300, message="the consumer COMPLETED")
     assert "rows 3" in b.wait(lambda: b.text("[data-testid=log]"), message="the consumer's log")
     assert key in b.text()  # its input, a link
-    b.get(console(deployment, f"/projects/{PROJECT}/runs/{producer}"))
+    b.get(console(deployment, f"/projects/{project}/runs/{producer}"))
     graph = b.find("[data-testid=lineage] svg")
     nodes = [n.get_attribute("data-node") for n in graph.find_elements("css selector", "g.node")]
     assert nodes == ["fn", producer, key, consumer], nodes
@@ -319,11 +410,13 @@ def test_an_artifact_downloads_and_a_vanished_table_says_so(browser: Browser, de
     """A run's pickled output (an artifact) downloaded from its page with the browser's session; a dataitem whose
     file is gone from the data store shows the API's message where its preview would be."""
     b = browser
-    _new_function(b, deployment, "pack", PACK, "pack")
+    project = "console-files"
+    _new_function(b, deployment, project, "pack", PACK, "pack")
     _create_run(b, "")
     b.wait(lambda: "COMPLETED" in b.text("[data-testid=state]"), timeout=300, message="pack COMPLETED")
     output = b.find("[data-testid=outputs] a")
-    assert output.text.startswith(f"store://{PROJECT}/artifact/")
+    assert output.text.startswith(f"store://{project}/artifact/")
+    artifact_id = output.text.rsplit(":", 1)[1]
     output.click()
     b.settled()
     b.wait_text("Versions")
@@ -335,19 +428,20 @@ def test_an_artifact_downloads_and_a_vanished_table_says_so(browser: Browser, de
     assert pickle.loads(saved.read_bytes()) == {2, 3, 5, 7}
     b.shot("artifact-downloaded")
 
-    cities = dh(deployment, "GET", f"/-/{PROJECT}/dataitems", params={"name": "cities"}).json()["content"][0]
+    # a table whose file was never written, beside the artifact's on the data store (a path the API may read)
+    packed = dh(deployment, "GET", f"/-/{project}/artifacts/{artifact_id}").json()
     vid = uuid.uuid4().hex
     vanished = {
         "id": vid,
         "name": "vanished",
         "kind": "table",
-        "project": PROJECT,
-        "metadata": {"project": PROJECT, "name": "vanished"},
-        "spec": {"path": cities["spec"]["path"].replace("data.parquet", "missing.parquet")},
+        "project": project,
+        "metadata": {"project": project, "name": "vanished"},
+        "spec": {"path": packed["spec"]["path"].rsplit("/", 1)[0] + "/missing.parquet"},
         "status": {"state": "CREATED"},
     }
-    assert dh(deployment, "POST", f"/-/{PROJECT}/dataitems", json=vanished).status_code == 200
-    b.get(console(deployment, f"/projects/{PROJECT}/dataitems/{vid}"))
+    assert dh(deployment, "POST", f"/-/{project}/dataitems", json=vanished).status_code == 200
+    b.get(console(deployment, f"/projects/{project}/dataitems/{vid}"))
     message = b.find("[data-testid=preview-error]").text
     assert "the file of dataitem 'vanished' is gone from the data store" in message, message
     assert "vanished" in b.text("h1")
@@ -357,7 +451,7 @@ def test_an_artifact_downloads_and_a_vanished_table_says_so(browser: Browser, de
 
 def test_stop_a_long_run(browser: Browser, deployment: AirflowDeployment) -> None:
     b = browser
-    _new_function(b, deployment, "linger", LINGER, "linger")
+    _new_function(b, deployment, "console-stop", "linger", LINGER, "linger")
     _create_run(b, '{"seconds": 600}')
     b.wait(lambda: "RUNNING" in b.text("[data-testid=state]"), timeout=300, message="RUNNING")
     b.shot("run-running")
@@ -371,9 +465,18 @@ def test_stop_a_long_run(browser: Browser, deployment: AirflowDeployment) -> Non
 
 def test_delete_with_cascade_then_the_old_links_are_not_found(browser: Browser, deployment: AirflowDeployment) -> None:
     b = browser
-    runs = dh(deployment, "GET", f"/-/{PROJECT}/runs", params={"function": f"python://{PROJECT}/double"}).json()
+    project = "console-delete"
+    # double in two versions, a run of it (recorded COMPLETED: the cascade is under test, not its execution), linger
+    ensure_function(deployment, project, "double", DOUBLE_V1, "double")
+    double = ensure_function(deployment, project, "double", DOUBLE_V2, "double")
+    if not dh(deployment, "GET", f"/-/{project}/runs", params={"function": f"python://{project}/double"}).json()[
+        "content"
+    ]:
+        post_run(deployment, double, {"x": 1}, state="COMPLETED")
+    ensure_function(deployment, project, "linger", LINGER, "linger")
+    runs = dh(deployment, "GET", f"/-/{project}/runs", params={"function": f"python://{project}/double"}).json()
     (run,) = runs["content"]
-    fn_url = console(deployment, f"/projects/{PROJECT}/functions/double")
+    fn_url = console(deployment, f"/projects/{project}/functions/double")
     b.get(fn_url)
     b.wait_text("Versions")
     function_page = b.driver.current_url
@@ -386,9 +489,9 @@ def test_delete_with_cascade_then_the_old_links_are_not_found(browser: Browser, 
     b.css("dialog button[value=delete]").click()
     b.wait(lambda: b.driver.current_url.endswith("/functions"), message="back to the list")
     b.wait(lambda: "linger" in b.text() and "double" not in b.text(), message="double gone")
-    assert dh(deployment, "GET", f"/-/{PROJECT}/runs/{run['id']}").status_code == 404  # cascade
+    assert dh(deployment, "GET", f"/-/{project}/runs/{run['id']}").status_code == 404  # cascade
 
-    for old in (function_page, console(deployment, f"/projects/{PROJECT}/runs/{run['id']}"), fn_url):
+    for old in (function_page, console(deployment, f"/projects/{project}/runs/{run['id']}"), fn_url):
         b.get("about:blank")
         b.get(old)
         b.wait(lambda: b.all("[data-page=not-found]"), message=f"not found at {old}")
@@ -465,3 +568,45 @@ def test_airflows_trigger_form_then_the_tasks_extra_link_and_tab(
         b.driver.switch_to.default_content()
     time.sleep(0.5)
     b.shot("task-instance-tab")
+
+
+def test_the_task_instance_tab_shows_the_run_while_its_task_runs(
+    browser: Browser, deployment: AirflowDeployment
+) -> None:
+    """A task instance's DigitalHub tab opened while its task runs: the run, found by the task instance's labels
+    (its return_value XCom exists only once the task ends), RUNNING with its log so far; STOP in the tab stops
+    it, and Airflow fails the task."""
+    from digitalhub_provider.api.execution import DAG_ID, dag_run_id
+    from digitalhub_provider.dags.digitalhub_runs import TASK_ID
+
+    dep = deployment
+    b = browser
+    project = "console-tab"
+    fn = ensure_function(dep, project, "linger", LINGER_ALOUD, "linger")
+    rid = uuid.uuid4().hex
+    dag_run = dag_run_id(rid)  # the digitalhub_runs DAG run that executes it
+    post_run(dep, fn, {"seconds": 600}, run_id=rid)  # the digitalhub_runs task labels it with its task instance
+    try:
+        wait_for(lambda: run_state(dep, project, rid) == "RUNNING", 300, "the run RUNNING")
+        assert dep.task_states(DAG_ID, dag_run).get(TASK_ID) == "running"
+        b.get(f"{dep.url}/dags/{DAG_ID}/runs/{dag_run}/tasks/{TASK_ID}/plugin/digitalhub-run")
+        frame = b.find("iframe[title='DigitalHub run']", timeout=60)
+        b.driver.switch_to.frame(frame)
+        try:
+            b.wait(lambda: "RUNNING" in b.text("[data-testid=state]"), message="the running run in the tab")
+            assert rid[:8] in b.text() and "No DigitalHub run" not in b.text()
+            b.wait(lambda: "lingering for 600 seconds" in b.text("[data-testid=log]"), message="its log so far")
+            b.shot("task-instance-tab-running")
+            b.button("Stop").click()
+            b.find("dialog")
+            b.css("dialog button[value=stop]").click()
+            b.wait(lambda: "STOPPED" in b.text("[data-testid=state]"), timeout=60, message="STOPPED in the tab")
+            assert not b.button("Stop").is_enabled()
+        finally:
+            b.driver.switch_to.default_content()
+        b.shot("task-instance-tab-stopped")
+    finally:
+        if run_state(dep, project, rid) not in FINAL:  # nothing left running when an assertion failed
+            dh(dep, "POST", f"/-/{project}/runs/{rid}/stop")
+    assert run_state(dep, project, rid) == "STOPPED"
+    assert dep.wait_run(DAG_ID, dag_run) == "failed", dep.diagnostics(DAG_ID, dag_run)

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,43 @@ def test_list_and_delete_filters(store_url: str) -> None:
     assert store.delete("p", "run", ids=[]) == 0
     assert store.delete_project("p") == 11  # the 10 runs and the project
     assert store.list("p", "run") == []
+
+
+def test_runs_by_labels_exact_all_of_them_and_paged(store_url: str) -> None:
+    """``labels`` keeps the entities whose ``metadata.labels`` hold every label given, each an exact element:
+    not a label it only starts (``t`` in ``t2``), not the same text elsewhere in the body; pages and counts
+    are of the matches."""
+    store = open_metadata_store(store_url)
+    runs = []
+    for i in range(12):
+        _, body = _run(i, "a")
+        task = "airflow.task_id=t" if i % 2 else "airflow.task_id=t2"
+        body["metadata"] = {"labels": ["airflow.dag_id=d", task, *(["airflow.map_index=0"] if i % 3 == 0 else [])]}
+        runs.append(("run", body))
+    _, elsewhere = _run(12, "a")  # the text in its parameters, not in its labels
+    elsewhere["spec"]["parameters"] = {"label": "airflow.task_id=t"}
+    elsewhere["metadata"] = {"labels": ["airflow.dag_id=d"], "name": "airflow.task_id=t"}
+    _, other_dag = _run(13, "a")
+    other_dag["metadata"] = {"labels": ["airflow.dag_id=d2", "airflow.task_id=t"]}
+    store.write(create=[*runs, ("run", elsewhere), ("run", other_dag)])
+
+    def ids(**kw: Any) -> list[str]:
+        return [e["id"] for e in store.list("p", "run", **kw)]
+
+    assert ids(labels=["airflow.task_id=t"]) == [f"run{i}" for i in (13, 11, 9, 7, 5, 3, 1)]
+    both = ["airflow.dag_id=d", "airflow.task_id=t"]
+    assert ids(labels=both) == [f"run{i}" for i in (11, 9, 7, 5, 3, 1)]
+    assert store.count("p", "run", labels=both) == 6
+    assert ids(labels=both, limit=2, offset=2) == ["run7", "run5"]  # the matches' page, not the table's
+    assert ids(labels=both, limit=4, offset=4) == ["run3", "run1"]
+    assert ids(labels=[*both, "airflow.map_index=0"]) == ["run9", "run3"]
+    assert ids(labels=["airflow.task_id=t2"], limit=3) == ["run10", "run8", "run6"]
+    assert store.count("p", "run", labels=["airflow.task_id=t2"]) == 6
+    for partial in ("airflow.task_id=", "airflow.task_id", "airflow.dag_id=", "d"):
+        assert ids(labels=[partial]) == [] and store.count("p", "run", labels=[partial]) == 0, partial
+    assert ids(labels=["airflow.dag_id=d2", "airflow.dag_id=d"]) == []
+    assert ids(labels=["airflow.dag_id=d"], state="COMPLETED", function_name="a", limit=1) == ["run12"]
+    assert len(ids(labels=[])) == 14  # no label asked: no filter
 
 
 def test_statements_match_the_migrated_schema() -> None:

@@ -295,7 +295,9 @@ def test_an_earlier_result_wins_over_a_second_finish_and_keeps_its_files(monkeyp
 
 
 @pytest.mark.leaves_unfinished_runs  # the run of another host's runner is left, as it must be
-def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airflow_db: str) -> None:
+def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(
+    airflow_db: str, request: pytest.FixtureRequest
+) -> None:
     """Under dag.test(): a run that ran in the process of a task instance Airflow no longer has, or in a
     local runner beside it (on another host, where no process can be checked), ends ERROR; one not started by an
     Airflow task, on another host, is left; the counts come back as the task's XCom."""
@@ -309,12 +311,17 @@ def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airfl
     local_labels = [lab.replace("task_id=t", "task_id=local") for lab in labels]
     runner = {"launcher": "local", "host": "another-host", "pid": 4343, "started": 1}
     local = running_run(get_context(), fn, labels=local_labels, status={**runner, "follower": elsewhere})
+    orphan_labels = [lab.replace("task_id=t", "task_id=orphan") for lab in labels]
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)  # a runner left by a dead worker
+    request.addfinalizer(sleeper.kill)
+    here = {"launcher": "local", **processes.identity(sleeper.pid)}
+    orphan = running_run(get_context(), fn, labels=orphan_labels, status={**here, "follower": elsewhere})
     dag = load_dag("digitalhub_maintenance.py")
     dr = dag.test()
     assert task_states(dr) == {"reconcile_runs": "success"}
     assert xcoms("digitalhub_maintenance", dr.run_id)[("reconcile_runs", "return_value")] == {
-        "unfinished": 3,
-        "ERROR": 2,
+        "unfinished": 4,
+        "ERROR": 3,
     }
     ended = dh.get_run(ti_gone.key)
     assert ended.state == "ERROR"
@@ -327,3 +334,8 @@ def test_the_maintenance_dag_ends_runs_whose_airflow_task_instance_is_gone(airfl
         "runner lost: its Airflow task instance gone_dag/manual__x/local is gone, and its runner process 4343 on "
         "another-host cannot be checked from here"
     )
+    assert dh.get_run(orphan.key).status.get("message") == (
+        f"runner lost: its Airflow task instance gone_dag/manual__x/orphan is gone; its runner process {sleeper.pid}, "
+        "left running, was killed"
+    )
+    assert sleeper.wait(10) in (-signal.SIGTERM, -signal.SIGKILL)  # its group ended

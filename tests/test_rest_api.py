@@ -128,6 +128,28 @@ def test_tasks_and_runs_filter_by_function_version_and_state(client: TestClient)
     assert client.get(f"/api/v1/-/{P}/runs", params={"state": "RUNNING"}).json()["totalElements"] == 0
 
 
+def test_runs_filter_by_labels_all_of_them_in_pages(client: TestClient) -> None:
+    """``labels`` repeated: the runs carrying every one (exact labels, not prefixes), paged and counted."""
+    fn = post(client, "functions", function("f"))
+    tk = post(client, "tasks", task(fn))
+    made = []
+    for i in range(5):
+        r = run(fn, tk, state="COMPLETED")
+        r["metadata"]["labels"] = ["airflow.dag_id=d", f"airflow.task_id={'t' if i % 2 == 0 else 't2'}"]
+        made.append(post(client, "runs", r)["id"])
+    url = f"/api/v1/-/{P}/runs"
+    both = {"labels": ["airflow.dag_id=d", "airflow.task_id=t"]}
+    page = client.get(url, params={**both, "size": 2, "page": 1}).json()
+    assert [r["id"] for r in page["content"]] == [made[0]]  # runs 4, 2 on page 0; run 0 on page 1
+    assert page["totalElements"] == 3 and page["totalPages"] == 2
+    first = client.get(url, params={**both, "size": 2}).json()
+    assert [r["id"] for r in first["content"]] == [made[4], made[2]]
+    one = client.get(url, params={"labels": "airflow.task_id=t2"}).json()
+    assert [r["id"] for r in one["content"]] == [made[3], made[1]]
+    assert client.get(url, params={"labels": "airflow.task_id"}).json()["totalElements"] == 0
+    assert client.get(url, params={"labels": ["airflow.task_id=t", "airflow.task_id=t2"]}).json()["content"] == []
+
+
 def test_a_run_moves_through_the_transition_table_only(client: TestClient) -> None:
     fn = post(client, "functions", function())
     r = post(client, "runs", run(fn, post(client, "tasks", task(fn))))

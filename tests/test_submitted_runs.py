@@ -50,6 +50,9 @@ def test_a_submitted_run_executes_by_key(airflow_db: str) -> None:
     assert stored["status"]["state"] == "COMPLETED" and stored["status"]["results"] == {"output": 42}
     assert stored["spec"]["function"] == run["spec"]["function"]  # the SDK's form is kept
     assert xcoms("digitalhub_runs", dr.run_id)[("run", "output")] == 42
+    # labelled with the task instance that ran it, as the runtime operators' runs are
+    assert {"airflow.dag_id=digitalhub_runs", f"airflow.run_id={dr.run_id}", "airflow.task_id=run",
+            "airflow.try_number=1"} <= set(stored["metadata"]["labels"])  # fmt: skip
 
 
 def test_a_run_whose_function_is_gone_ends_error(airflow_db: str) -> None:

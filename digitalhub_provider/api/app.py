@@ -247,10 +247,12 @@ def _routes(api: APIRouter, service: Callable[[], Awaitable[Service]]) -> None:
         s: Service = svc,
     ) -> Json:
         """Newest first; the latest version of each name unless ``versions=all``; filters: name, kind,
-        state, function, workflow (exact matches)."""
+        state, function, workflow (exact matches), labels (repeated: entities carrying every one)."""
         filters: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in ("page", "size", "sort")}
         if len(states := request.query_params.getlist("state")) > 1:
             filters["state"] = states  # any of them (an extension: DigitalHub Core's SDK sends one)
+        if "labels" in filters:
+            filters["labels"] = request.query_params.getlist("labels")  # all of them
         return Json(s.page(project, entity_type_of(plural), filters, page, size))
 
     @api.post("/api/v1/-/{project}/{plural}", tags=["entities"], openapi_extra=ENTITY_BODY)

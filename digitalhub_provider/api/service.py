@@ -37,8 +37,9 @@ from digitalhub_provider.stores.metadata import MetadataStore
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
-# The list filters this server applies (all exact matches); ``versions=all`` lists every version.
-FILTERS = ("name", "kind", "state", "function", "workflow", "versions")
+# The list filters this server applies (all exact matches); ``versions=all`` lists every version; ``labels``
+# (repeated) keeps the entities whose ``metadata.labels`` hold every one given.
+FILTERS = ("name", "kind", "state", "function", "workflow", "versions", "labels")
 PREVIEW_ROWS = 20
 MAX_PREVIEW_ROWS = 200
 # The entity types whose files may be downloaded (DigitalHub Core's ``files/download`` route).
@@ -182,7 +183,7 @@ class Service:
         except EntityError as exc:  # a function with runs, without cascade
             raise bad_request(str(exc)) from None
 
-    def page(self, project: str, entity_type: str, filters: dict[str, str], page: int, size: int) -> dict[str, Any]:
+    def page(self, project: str, entity_type: str, filters: dict[str, Any], page: int, size: int) -> dict[str, Any]:
         unknown = sorted(set(filters) - set(FILTERS))
         if unknown:
             raise bad_request(
@@ -196,6 +197,9 @@ class Service:
             "state": filters.get("state"),
             "all_versions": filters.get("versions") == "all",
         }
+        labels = filters.get("labels")
+        if labels is not None:
+            query["labels"] = [labels] if isinstance(labels, str) else list(labels)
         ref = filters.get("function") or filters.get("workflow")
         if ref is not None:
             fname, fid = function_ref(ref)

@@ -85,6 +85,12 @@ class SubmittedRunOperator(DigitalHubRunOperator):
                 raise AirflowException("no running DigitalHub run found for this task on re-entry")
             # A run that ended while the task was deferred (the reconciler read its RunResult) ends the
             # task with its outcome, like one that ended before the task started.
+            if run.state == State.CREATED.value:
+                # Labelled with its task instance, as the runtime operators label theirs (Airflow's task
+                # instance tab, the reconciler's question to Airflow find it by them).
+                labels = list(run.metadata.labels or [])
+                run.metadata.labels = labels + [lab for lab in self.run_labels(context) if lab not in labels]
+                controller.record(run)
         except DigitalHubError as exc:
             raise AirflowException(str(exc)) from None
         try:

@@ -437,8 +437,9 @@ class RunController:
           in-process): ERROR "runner lost: ...", and what is left of the runner's group killed;
         - its pod ended, or gone while nobody follows it (asked through ``pods``): ERROR "runner lost: ...";
           the ended pod deleted;
-        - a local runner on another host whose Airflow task instance is gone (``follower_gone``): ERROR
-          "runner lost: ...", as no process there can be checked from here;
+        - a local runner whose Airflow task instance is gone (``follower_gone``): ERROR "runner lost: ...",
+          the runner killed when it is on this host (an orphan, as a retry would judge it), else because
+          no process there can be checked from here;
         - a runner that still runs, or whose liveness cannot be told (a pod without ``pods``, another
           host without ``follower_gone``): left as it is.
         """
@@ -466,9 +467,10 @@ class RunController:
         lost = self._runner_gone(run, follower_alive, follower_gone)
         if lost is None:
             return run
-        if read_result(self.ctx, run) is None:  # else the result came meanwhile, and it stands
-            self._kill(run, ended_pods=True)
-        return self.finish(run, lost=lost)
+        if read_result(self.ctx, run) is not None:  # the result came meanwhile: it stands
+            return self.finish(run, lost=lost)
+        self._kill(run, ended_pods=True)
+        return self.finish(run, message=lost)  # what a killed orphan writes as it dies does not decide
 
     def _runner_gone(self, run: Run, follower_alive: bool | None, follower_gone: str | None) -> str | None:
         """Why the runner of a RUNNING run is known to be gone, or None (alive, or not knowable here)."""
@@ -479,6 +481,8 @@ class RunController:
             alive = processes.alive(runner)
             if alive is False:
                 return f"runner lost: the runner process {runner['pid']} on {runner['host']} ended without a result"
+            if alive and follower_gone:  # an orphan: nobody will read its result, as a retry would judge it
+                return f"runner lost: {follower_gone}; its runner process {runner['pid']}, left running, was killed"
             if alive is None and follower_gone:  # another host: its task instance is the evidence there is
                 return (
                     f"runner lost: {follower_gone}, and its runner process {runner['pid']} on {runner['host']} "
@@ -555,7 +559,10 @@ class RunController:
 
     def labelled(self, fn: Executable, labels: set[str], states: list[str] | None = None) -> list[Run]:
         """Runs of ``fn`` (in one of ``states``, or any) that carry all of ``labels``, newest first."""
-        rows = self.ctx.metadata.list(fn.project, "run", function_name=fn.name, state=states, limit=200)
+        rows = self.ctx.metadata.list(
+            fn.project, "run", function_name=fn.name, state=states, labels=sorted(labels), limit=200
+        )
+        # Checked here too: a remote Core that does not know the filter answers with every run.
         mine = [d for d in rows if labels <= set((d.get("metadata") or {}).get("labels") or [])]
         return [Run.from_dict(d, self.ctx) for d in mine]
 

@@ -47,13 +47,15 @@ class MetadataStore(ABC):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
         """Newest first; the latest version of each name unless ``all_versions``; ``project`` None lists
         every project's (projects, tasks and runs only). ``function_name`` and
-        ``function_id`` select the tasks and runs of a function (or workflow) and of one version of it."""
+        ``function_id`` select the tasks and runs of a function (or workflow) and of one version of it;
+        ``labels`` the entities whose ``metadata.labels`` hold every one of them (exact strings)."""
 
     @abstractmethod
     def count(
@@ -66,6 +68,7 @@ class MetadataStore(ABC):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
     ) -> int:
         """How many entities :meth:`list` would give with the same filters and no limit."""

@@ -12,7 +12,7 @@ first and refuses when it changed; this provider's server checks every run updat
 the transition table too, so a STOPPED run is not overwritten even in the window between the
 read and the update. A run goes out with ``local_execution: true`` (see :func:`_wire`): its
 writer executes it, and a server must not. Lists filter and page in the server (several states: the ``state``
-parameter repeated, which this provider's server reads as "any of them").
+parameter repeated, which this provider's server reads as "any of them"; labels: ``labels`` repeated, "all of them").
 """
 
 from __future__ import annotations
@@ -106,12 +106,15 @@ class RestMetadataStore(MetadataStore):
         state: str | Sequence[str] | None,
         function_name: str | None,
         function_id: str | None,
+        labels: Sequence[str] | None,
         all_versions: bool,
         project: str | None,
     ) -> dict[str, Any]:
         query: dict[str, Any] = {k: v for k, v in (("name", name), ("kind", kind)) if v is not None}
         if state is not None:
             query["state"] = state if isinstance(state, str) else list(state)  # several: the param repeated
+        if labels:
+            query["labels"] = [labels] if isinstance(labels, str) else list(labels)  # every one: repeated too
         if function_name is not None:
             # The server matches a function reference on its name and version; the kind is not known here.
             ref = f"store://{project}/function/-/{function_name}" + (f":{function_id}" if function_id else "")
@@ -139,6 +142,7 @@ class RestMetadataStore(MetadataStore):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
@@ -148,7 +152,7 @@ class RestMetadataStore(MetadataStore):
         path = "/api/v1/projects" if entity_type == "project" else self._path(project or "", entity_type)
         if state is not None and not isinstance(state, str) and not state:
             return []
-        query = self._query(entity_type, name, kind, state, function_name, function_id, all_versions, project)
+        query = self._query(entity_type, name, kind, state, function_name, function_id, labels, all_versions, project)
         size = min(PAGE, offset + limit) if limit else PAGE
         first = offset // size  # the page that holds the first entity wanted
         out: list[Entity] = []
@@ -170,12 +174,13 @@ class RestMetadataStore(MetadataStore):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
     ) -> int:
         path = "/api/v1/projects" if entity_type == "project" else self._path(project or "", entity_type)
         if state is not None and not isinstance(state, str) and not state:
             return 0
-        query = self._query(entity_type, name, kind, state, function_name, function_id, all_versions, project)
+        query = self._query(entity_type, name, kind, state, function_name, function_id, labels, all_versions, project)
         return int(self._request("GET", path, params={**query, "page": 0, "size": 1}).get("totalElements") or 0)
 
     # -- writes ----------------------------------------------------------------------------------------

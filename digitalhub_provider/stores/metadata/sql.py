@@ -217,12 +217,13 @@ class SQLMetadataStore(MetadataStore):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Entity]:
         where, params, expanding = self._where(
-            project, entity_type, name, kind, state, function_name, function_id, all_versions
+            project, entity_type, name, kind, state, function_name, function_id, labels, all_versions
         )
         query = f"SELECT body FROM {TABLE} WHERE {where} ORDER BY pk DESC"
         if limit is not None:
@@ -248,17 +249,18 @@ class SQLMetadataStore(MetadataStore):
         state: str | Sequence[str] | None = None,
         function_name: str | None = None,
         function_id: str | None = None,
+        labels: Sequence[str] | None = None,
         all_versions: bool = False,
     ) -> int:
         where, params, expanding = self._where(
-            project, entity_type, name, kind, state, function_name, function_id, all_versions
+            project, entity_type, name, kind, state, function_name, function_id, labels, all_versions
         )
         query, params = expand(f"SELECT count(*) FROM {TABLE} WHERE {where}", params, expanding)
         with self._tx(write=False) as conn:
             return int(conn.rows(query, params)[0][0])
 
-    @staticmethod
     def _where(
+        self,
         project: str | None,
         entity_type: str,
         name: str | None,
@@ -266,6 +268,7 @@ class SQLMetadataStore(MetadataStore):
         state: str | Sequence[str] | None,
         function_name: str | None,
         function_id: str | None,
+        labels: Sequence[str] | None,
         all_versions: bool,
     ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
         """The WHERE clause of a listing (and its count), its parameters and the expanding ones."""
@@ -286,6 +289,8 @@ class SQLMetadataStore(MetadataStore):
             where.append("state IN :states")
             params["states"] = list(state)
             expanding = ("states",)
+        if labels:
+            where.append(self._labels_clause([labels] if isinstance(labels, str) else list(labels), params))
         if not all_versions and entity_type not in ("task", "run", "project"):
             if project is None:
                 raise StoreError(f"listing the latest {entity_type}s needs a project")
@@ -294,6 +299,24 @@ class SQLMetadataStore(MetadataStore):
                 "GROUP BY name)"
             )
         return " AND ".join(where), params, expanding
+
+    def _labels_clause(self, labels: Sequence[str], params: dict[str, Any]) -> str:
+        """Entities whose ``metadata.labels`` (a JSON array) holds every one of ``labels``, each an exact
+        element: a label that only starts another, or the same text elsewhere in the body, is no match.
+        In SQL, so that LIMIT and OFFSET page the matches. There is no index on the labels: the other
+        filters (project, type, function, state) narrow the rows first."""
+        if self.path is None:  # PostgreSQL: jsonb containment of an array of strings is per element
+            params["labels"] = json.dumps([*labels])
+            return "CAST(body AS jsonb) -> 'metadata' -> 'labels' @> CAST(:labels AS jsonb)"
+        # SQLite: one EXISTS per label over json_each of the array (an object's values are no labels)
+        clauses = ["json_type(body, '$.metadata.labels') = 'array'"]
+        for i, label in enumerate(labels):
+            params[f"label_{i}"] = label
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(body, '$.metadata.labels') AS l "
+                f"WHERE l.type = 'text' AND l.value = :label_{i})"
+            )
+        return " AND ".join(clauses)
 
     @reconnecting
     def delete(

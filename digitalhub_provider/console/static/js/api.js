@@ -66,6 +66,9 @@ export const api = {
   xcom: (dagId, runId, taskId, mapIndex, key) =>
     call(AIRFLOW_API, "GET", `dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances/${enc(taskId)}/xcomEntries/${enc(key)}`,
       { query: { map_index: mapIndex } }),
+  /** An Airflow task instance (its state), -1 the map index of one that is not mapped. */
+  taskInstance: (dagId, runId, taskId, mapIndex) =>
+    call(AIRFLOW_API, "GET", `dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances/${enc(taskId)}${mapIndex >= 0 ? `/${mapIndex}` : ""}`),
 };
 
 /** A version 4 UUID (crypto.randomUUID needs a secure context; getRandomValues does not). */

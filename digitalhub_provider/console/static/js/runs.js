@@ -190,25 +190,101 @@ export async function runDetail(ctx) {
   return h("section", { "data-page": "run" }, await runView(ctx, project, id));
 }
 
-/** A task instance's tab in Airflow: the DigitalHub run its task returned (its XCom). */
-export async function taskInstanceRun(ctx) {
-  const [dagId, runId, taskId, mapIndex] = ctx.params;
-  ctx.crumbs(null, [[`${dagId} / ${taskId}`]]);
-  ctx.title(`${taskId} · DigitalHub run`);
+/** The newest run an Airflow task instance started, found by the labels the operators give their runs
+ * (airflow.dag_id, run_id, task_id, and map_index for a mapped instance): it is there from the moment the
+ * run is created, while the task runs. The API filters by labels in SQL; one request per project. */
+async function labelledRun(dagId, runId, taskId, mapIndex) {
+  const labels = [`airflow.dag_id=${dagId}`, `airflow.run_id=${runId}`, `airflow.task_id=${taskId}`];
+  if (mapIndex >= 0) labels.push(`airflow.map_index=${mapIndex}`);
+  const projects = [];
+  for (let page = 0; ; page++) {
+    const got = await api.projects({ page, size: 200 });
+    projects.push(...got.content);
+    if (page + 1 >= got.totalPages) break;
+  }
+  const newest = await Promise.all(projects.map(async (p) => {
+    try {
+      return (await api.list(p.name, "runs", { labels, size: 1 })).content[0] || null;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null; // a project deleted meanwhile
+      throw err;
+    }
+  }));
+  const created = (r) => Date.parse(r.metadata?.created || "") || 0;
+  return newest.filter(Boolean).sort((a, b) => created(b) - created(a))[0] || null;
+}
+
+/** The run a task instance returned (its return_value XCom, there once the task ended): for a run the labels
+ * do not find (one made by a provider version that did not label it, or kept on a Core without the filter). */
+async function returnedRun(dagId, runId, taskId, mapIndex) {
   let value = null;
   try {
-    value = (await api.xcom(dagId, runId, taskId, mapIndex === "{MAP_INDEX}" ? -1 : mapIndex, "return_value")).value;
+    value = (await api.xcom(dagId, runId, taskId, mapIndex, "return_value")).value;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) throw err;
   }
   const key = value && typeof value === "object" ? parseKey(value.run_key) : null;
-  if (!key) {
-    return h("section", { "data-page": "task-instance" }, h("h1", {}, "No DigitalHub run"),
-      h("p", {}, `Task ${taskId} has recorded no DigitalHub run: it is not a DigitalHub task, or it has not finished yet.`));
+  return key ? { project: key.project, id: key.id } : null;
+}
+
+const TI_FINISHED = ["success", "failed", "skipped", "upstream_failed", "removed"];
+
+/** A task instance's tab in Airflow: the DigitalHub run the task started (by its labels), or returned. While
+ * the task has none and has not finished (queued, or starting its run), the tab looks again every 2 s. */
+export async function taskInstanceRun(ctx) {
+  const [dagId, runId, taskId, rawIndex] = ctx.params;
+  const mapIndex = rawIndex === "{MAP_INDEX}" ? -1 : Number(rawIndex);
+  ctx.crumbs(null, [[`${dagId} / ${taskId}`]]);
+  ctx.title(`${taskId} · DigitalHub run`);
+  const section = h("section", { "data-page": "task-instance" });
+  let timer = null;
+  let left = false;
+  ctx.onLeave(() => {
+    left = true;
+    clearTimeout(timer);
+  });
+
+  async function find() {
+    const run = await labelledRun(dagId, runId, taskId, mapIndex);
+    return run ? { project: run.project, id: run.id } : returnedRun(dagId, runId, taskId, mapIndex);
   }
-  return h("section", { "data-page": "task-instance" },
-    h("p", {}, h("a", { href: links.run(key.project, key.id), target: "_blank", rel: "noopener" }, "Open in the DigitalHub console")),
-    await runView(ctx, key.project, key.id));
+
+  async function unfinished() {
+    try {
+      return !TI_FINISHED.includes((await api.taskInstance(dagId, runId, taskId, mapIndex)).state);
+    } catch {
+      return false; // its state cannot be read: no looking again
+    }
+  }
+
+  async function show(found) {
+    section.replaceChildren(
+      h("p", {}, h("a", { href: links.run(found.project, found.id), target: "_blank", rel: "noopener" }, "Open in the DigitalHub console")),
+      await runView(ctx, found.project, found.id));
+  }
+
+  async function lookAgain() {
+    if (left) return;
+    let found = null;
+    try {
+      found = await find();
+    } catch {
+      found = null; // a failed look is retried while the task runs
+    }
+    if (left) return;
+    if (found) await show(found);
+    else if (await unfinished()) timer = setTimeout(lookAgain, POLL_MS);
+  }
+
+  const found = await find();
+  if (found) {
+    await show(found);
+    return section;
+  }
+  section.replaceChildren(h("h1", {}, "No DigitalHub run"),
+    h("p", {}, `Task ${taskId} has recorded no DigitalHub run: it is not a DigitalHub task, or it has not started one yet.`));
+  if (await unfinished()) timer = setTimeout(lookAgain, POLL_MS);
+  return section;
 }
 
 // -- creating a run -------------------------------------------------------------------------------------
