@@ -39,6 +39,7 @@ FIGURES = {
     "P4": ("bench.p4_metadata", "metadata store with many runs: list a page, create runs"),
     "P5": ("bench.p5_mapped", "mapped tasks under a real scheduler (LocalExecutor)"),
     "P6": ("bench.p6_kubernetes", "one python job on the Kubernetes launcher (stand-in API server)"),
+    "P7": ("bench.p7_serve", "a python function served locally against a bare ASGI app on the same server"),
     "P8": ("bench.p8_rest_api", "the REST API with many runs: a page of runs, runs created"),
     "P9": ("bench.p9_console", "the console's runs page with many runs, in headless Chromium"),
     "P10": ("bench.p10_celery", "mapped tasks on the CeleryExecutor, two workers and one"),

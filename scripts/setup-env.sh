@@ -29,7 +29,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  -e ".[airflow,data,s3,postgres,kubernetes,api,dev,docs]" \
+  -e ".[airflow,data,s3,postgres,kubernetes,api,serve,dev,docs]" \
   "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-cncf-kubernetes==${CNCF_VERSION}" \
   "apache-airflow-providers-celery==${CELERY_VERSION}" "celery>=5.5,<5.7" "asyncpg>=0.29"
 # Bytecode for the provider, as a wheel install writes it (an editable install under

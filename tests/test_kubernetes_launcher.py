@@ -457,3 +457,14 @@ def test_a_run_the_reconciler_finished_while_its_task_was_deferred_ends_the_task
                                             "message": "pod not found"})  # fmt: skip
     assert summary["state"] == "COMPLETED" and ctx["ti"].pushed["output"] == "done"
     assert k8s.created_count == 1
+
+
+def test_a_service_on_kubernetes_is_refused_clearly_and_creates_no_pod(k8s: StandinK8s, k8s_conn: dict) -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    code = "def echo(context, event):\n    return event.body\n"
+    op = _op(task_id="svc", code=code, handler="echo", action="serve")
+    with pytest.raises(AirflowException, match="the serve action runs on the local launcher only"):
+        op.execute(_context("svc"))
+    assert [r.status.state for r in dh.list_runs("demo")] == ["ERROR"]
+    assert k8s.created_count == 0

@@ -112,8 +112,28 @@ class Run(Entity):
         """Kill the run's process and set it STOPPED."""
         return self.ctx.runs.stop_run(self)
 
-    def invoke(self, **kwargs: Any) -> Any:
-        raise EntityError("invoke() needs a run of the serve action, which this provider does not offer yet")
+    def invoke(self, method: str | None = None, url: str | None = None, **kwargs: Any) -> Any:
+        """Call the run's service (a ``serve`` run) with ``requests``: its keyword arguments (``json``,
+        ``data``, ``headers``, ``params``, ...), the service's URL unless ``url`` is given, GET unless
+        a body is given (then POST). Returns the ``requests.Response``."""
+        if url is None:
+            if self.state != State.RUNNING.value:
+                raise EntityError(
+                    f"run {self.id} is {self.state}: only the service of a RUNNING serve run can be invoked"
+                )
+            url = (self.status.get("service") or {}).get("url")
+            if not url:
+                raise EntityError(f"run {self.id} has no service (status.service): is it a run of the serve action?")
+        if method is None:
+            method = "POST" if any(kwargs.get(k) is not None for k in ("data", "json", "files")) else "GET"
+        try:
+            import requests
+        except ImportError:
+            raise EntityError(
+                "run.invoke() needs the requests package: pip install 'airflow-provider-digitalhub[serve]'"
+            ) from None
+        kwargs.setdefault("timeout", 60)
+        return requests.request(method, url, **kwargs)
 
 
 # The one key of a reference to a result too large for the run's record: {"stored_result": {"path", "bytes"}}.

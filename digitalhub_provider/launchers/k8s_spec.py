@@ -161,6 +161,8 @@ def check_task_arguments(task: dict[str, Any]) -> None:
     """The task arguments' own rules (quantities, names, volumes, envs), whatever launcher runs the
     task: a run that would fail on Kubernetes fails the same way locally, before it starts. A
     profile is checked where the connection's profiles are known (:func:`apply_profile`)."""
+    if task.get("service_name") is not None:
+        _check_name(task["service_name"], "service")
     resources(task.get("resources"))
     node_selector(task.get("node_selector"))
     volumes(task.get("volumes"))

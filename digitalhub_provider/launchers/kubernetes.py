@@ -39,7 +39,7 @@ from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.launchers.k8s_spec import pod_manifest
 from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX, RUNSPEC_FILE
-from digitalhub_provider.runtimes.registry import BUILD_ACTION, environment_of
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, SERVE_ACTION, environment_of
 
 if TYPE_CHECKING:
     from digitalhub_provider.connection_extras import ConnectionExtras
@@ -207,6 +207,11 @@ def pod_manifest_for_run(
             f"the {BUILD_ACTION} action makes a local virtualenv; in a pod the environment is the image "
             f"(images/{fn.kind}/Dockerfile; building images with Kaniko is not supported yet): run the "
             f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
+        )
+    if run.run_kind.action == SERVE_ACTION:
+        raise EntityError(
+            f"the {SERVE_ACTION} action runs on the local launcher only (a Deployment and a Service on Kubernetes "
+            "are not supported yet): run it with local_execution=True"
         )
     url = ctx.run_url(run.id, RUNSPEC_FILE)
     return run_manifest(run, fn, url, ctx.settings, k8s, run_as_root=run_as_root, runspec=runspec)

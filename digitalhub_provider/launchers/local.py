@@ -24,7 +24,7 @@ from digitalhub_provider.config import ENV_TEE_LOGS
 from digitalhub_provider.launchers.base import Handle, Launcher, log_path
 from digitalhub_provider.launchers.processes import group_alive, start_ticks
 from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
-from digitalhub_provider.runtimes.registry import environment_of
+from digitalhub_provider.runtimes.registry import SERVE_ACTION, SERVE_REQUIREMENTS, environment_of, serves_here
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
@@ -38,9 +38,10 @@ RUNNER_MODULE = "digitalhub_provider.runtimes"
 class LocalLauncher(Launcher):
     name = "local"
 
-    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(self, on_line: Callable[[str], None] | None = None, ready_timeout: float = 300.0) -> None:
         self.on_line = on_line
         self.python: str | None = None
+        self.ready_timeout = ready_timeout  # seconds a service has to answer its readiness probe
 
     def prepare(self, fn: Executable, run: Run, ctx: Context) -> str:
         """The interpreter of the function's environment (built once per requirements, then cached)."""
@@ -48,6 +49,8 @@ class LocalLauncher(Launcher):
 
         envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
         python_version, requirements = environment_of(fn.kind, fn.spec)
+        if run.run_kind.action == SERVE_ACTION and (requirements or not serves_here(python_version)):
+            requirements = [*requirements, *SERVE_REQUIREMENTS]  # a service's server and handler types
         self.python = ensure_environment(envs_dir, python_version, requirements, log=self.on_line or print)
         return self.python
 
@@ -58,7 +61,14 @@ class LocalLauncher(Launcher):
         # The runner writes its own log file: it outlives a caller that is killed.
         env = {**os.environ, **ctx.settings.to_env(), "PYTHONUNBUFFERED": "1", ENV_TEE_LOGS: str(path)}
         url = ctx.run_url(spec.run_id, RUNSPEC_FILE)
-        return LocalProcess(self.python, url, env, path, on_line=self.on_line)
+        process = LocalProcess(self.python, url, env, path, on_line=self.on_line)
+        if spec.service is not None:
+            from digitalhub_provider.launchers.service import wait_ready
+
+            service = wait_ready(process, spec.service, self.ready_timeout)
+            if service is not None:
+                process.status["service"] = service
+        return process
 
 
 class LocalProcess(Handle):

@@ -10,6 +10,7 @@ _LAZY = {
     "KfpPipelineOperator": "digitalhub_provider.operators.kfp",
     "MlrunJobOperator": "digitalhub_provider.operators.mlrun",
     "SubmittedRunOperator": "digitalhub_provider.operators.submitted",
+    "DigitalHubStopRunOperator": "digitalhub_provider.operators.stop",
 }
 
 
@@ -21,4 +22,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'digitalhub_provider.operators' has no attribute {name!r}")
 
 
-__all__ = ["KfpPipelineOperator", "MlrunJobOperator", "PythonRuntimeOperator", "SubmittedRunOperator"]
+__all__ = [
+    "DigitalHubStopRunOperator",
+    "KfpPipelineOperator",
+    "MlrunJobOperator",
+    "PythonRuntimeOperator",
+    "SubmittedRunOperator",
+]

@@ -319,8 +319,11 @@ class DigitalHubRunOperator(BaseOperator):
         context: AirflowContext,
         event: dict[str, Any] | None = None,
     ) -> Run:
+        import threading
+
         from digitalhub_provider.entities import State
         from digitalhub_provider.errors import DigitalHubError
+        from digitalhub_provider.runtimes.registry import SERVE_ACTION
         from digitalhub_provider.sdk.context import use_context
 
         with use_context(controller.ctx):
@@ -332,6 +335,11 @@ class DigitalHubRunOperator(BaseOperator):
             if started is None:
                 return run
             self._proc = started.handle
+            if run.run_kind.action == SERVE_ACTION and started.handle.poll() is None:
+                controller.release(run)  # ready: it serves on after this task, until stopped
+                # reaped by this process if it ends while this process lives (dag.test() runs on)
+                threading.Thread(target=started.handle.wait, name=f"dh-reap-{run.id}", daemon=True).start()
+                return run
             return controller.follow(run, started)
 
     def _complete(self, context: AirflowContext, run: Run) -> dict[str, Any]:
@@ -341,6 +349,7 @@ class DigitalHubRunOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowException
 
         from digitalhub_provider.entities import State
+        from digitalhub_provider.runtimes.registry import SERVE_ACTION
 
         def shown(value: Any) -> str:
             text = repr(value)
@@ -349,6 +358,9 @@ class DigitalHubRunOperator(BaseOperator):
         status = run.status
         outputs: dict[str, Any] = status.get("outputs") or {}
         results: dict[str, Any] = status.get("results") or {}
+        if run.state == State.RUNNING.value and run.run_kind.action == SERVE_ACTION:
+            self.log.info("DigitalHub run %s serves at %s", run.key, (status.get("service") or {}).get("url"))
+            return {**self.push_xcom(context, run), "service": status.get("service")}
         completed = run.state == State.COMPLETED.value
         summary = f"DigitalHub run {run.key} ended {run.state}"
         if not completed:

@@ -14,7 +14,12 @@ PYTHON_SPEC_FIELDS = (
 
 
 class PythonRuntimeOperator(DigitalHubRunOperator):
-    """Run a DigitalHub python function (``action="job"``, or ``"build"``) as an Airflow task.
+    """Run a DigitalHub python function (``action="job"``, ``"build"`` or ``"serve"``) as an Airflow task.
+
+    ``action="serve"`` returns once the service answers its readiness probe; it serves on after the
+    task ends, its run key and URL in the task's XCom (``return_value``: ``run_key``, ``service``),
+    until :class:`~digitalhub_provider.operators.stop.DigitalHubStopRunOperator` (a teardown task)
+    or a kill of this task stops it.
 
     Name the function (``project`` + ``function``, or ``function_key``), or give its spec
     (``code_src`` / ``code`` / ``base64``, ``handler``, ...) and it is created when the task
@@ -43,6 +48,9 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         image: The pod's image on Kubernetes.
         base_image: The pod's image on Kubernetes when ``image`` is not set.
         requirements: pip requirements, installed in a cached virtualenv for the function.
+        replicas: ``serve``: the service's worker processes on the local launcher (default 1).
+        service_type: ``serve``: ``ClusterIP``, ``NodePort`` or ``LoadBalancer`` (Kubernetes).
+        service_name: ``serve``: the service's name (a DNS label).
         **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
 
     Other Parameters:
@@ -50,8 +58,8 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         function (str | None): The function's name (default: the task id). Templated.
         function_key (str | None): A function's key (``store://project/function/python/name:id``):
             that version, instead of ``function``. Templated.
-        action (str | None): ``"job"`` (default) or ``"build"`` (build the function's environment
-            ahead of time).
+        action (str | None): ``"job"`` (default), ``"build"`` (build the function's environment
+            ahead of time) or ``"serve"`` (the handler as an HTTP service, see above).
         inputs (dict[str, Any] | None): ``{argument: entity key}``: dataitems, artifacts and models
             given to the handler as objects (an upstream task's ``output["name"]`` fits). Templated.
         parameters (dict[str, Any] | None): Values given to the handler by name. Templated.
@@ -112,9 +120,15 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         image: str | None = None,
         base_image: str | None = None,
         requirements: list[str] | None = None,
+        replicas: int | None = None,
+        service_type: str | None = None,
+        service_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.replicas = replicas
+        self.service_type = service_type
+        self.service_name = service_name
         self.code_src = code_src
         self.code = code
         self.base64 = base64
@@ -125,6 +139,10 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         self.image = image
         self.base_image = base_image
         self.requirements = requirements
+
+    def task_arguments(self) -> dict[str, Any]:
+        serving = {"replicas": self.replicas, "service_type": self.service_type, "service_name": self.service_name}
+        return {**super().task_arguments(), **{k: v for k, v in serving.items() if v is not None}}
 
     def function_spec(self) -> dict[str, Any]:
         spec = super().function_spec()

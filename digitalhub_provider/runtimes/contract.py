@@ -22,6 +22,8 @@ LOG_FILE = "logs.txt"
 # The entity folders a runner is about to write, recorded before the first byte of each: a run
 # that ends without completing (its runner killed mid-upload too) leaves none of them behind.
 WRITING_FILE = "writing.json"
+# A service's runner answers 200 here once its init function returned: the launchers' readiness probe.
+SERVICE_READY_PATH = "/.digitalhub/ready"
 
 
 def is_interrupt(exc: BaseException) -> bool:
@@ -58,7 +60,7 @@ class RunSpec(_Record):
     # in the JSON's order
     __slots__ = (  # noqa: RUF023
         "run_id", "run_key", "project", "runtime", "action", "function", "source", "handler", "inputs",
-        "parameters", "outputs", "values", "data_url", "result_url",
+        "parameters", "outputs", "values", "data_url", "result_url", "service",
     )  # fmt: skip
 
     def __init__(
@@ -77,6 +79,7 @@ class RunSpec(_Record):
         values: list[str] | None = None,
         data_url: str = "",
         result_url: str = "",
+        service: dict[str, Any] | None = None,  # serve: {"host", "port", "replicas"}
     ) -> None:
         self.run_id = run_id
         self.run_key = run_key
@@ -92,6 +95,7 @@ class RunSpec(_Record):
         self.values = values
         self.data_url = data_url
         self.result_url = result_url
+        self.service = service
 
     @classmethod
     def from_json(cls, raw: bytes) -> RunSpec:
@@ -104,7 +108,7 @@ class RunResult(_Record):
     def __init__(
         self,
         run_id: str,
-        state: str,  # COMPLETED | ERROR
+        state: str,  # COMPLETED | ERROR | STOPPED
         message: str | None = None,
         traceback: str | None = None,
         outputs: dict[str, dict[str, Any]] | None = None,  # name -> {"type", "entity"}

@@ -12,10 +12,15 @@ from typing import Any
 # (kind of the function or workflow, action) -> module whose ``run_job(spec, ctx)`` runs inside the runner
 RUNNERS: dict[tuple[str, str], str] = {
     ("python", "job"): "digitalhub_provider.runtimes.python.job",
+    ("python", "serve"): "digitalhub_provider.runtimes.python.serve",
     ("mlrun", "job"): "digitalhub_provider.runtimes.mlrun.job",
     ("kfp", "pipeline"): "digitalhub_provider.runtimes.kfp.job",
 }
 BUILD_ACTION = "build"
+SERVE_ACTION = "serve"
+# What a service's runner needs besides the runner's own requirements (the ``serve`` extra).
+SERVE_REQUIREMENTS = ["uvicorn>=0.30", "nuclio-sdk>=0.6"]
+SERVE_MODULES = ("uvicorn", "nuclio_sdk")
 
 MLRUN_PYTHON = "PYTHON3_11"
 MLRUN_REQUIREMENTS = ["mlrun==1.12.1"]
@@ -35,6 +40,13 @@ def environment_of(kind: str, spec: dict[str, Any]) -> tuple[str, list[str]]:
     if kind == "kfp":
         return current_python(), [*KFP_REQUIREMENTS, *extra]
     return spec.get("python_version") or current_python(), extra
+
+
+def serves_here(python_version: str) -> bool:
+    """Whether this interpreter can run a service's runner as it is (its version, uvicorn, nuclio-sdk)."""
+    import importlib.util
+
+    return python_version == current_python() and all(importlib.util.find_spec(m) for m in SERVE_MODULES)
 
 
 def source_fields(kind: str, spec: dict[str, Any]) -> dict[str, Any]:

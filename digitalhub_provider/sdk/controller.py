@@ -39,7 +39,7 @@ from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
 from digitalhub_provider.launchers import processes
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
-from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, SERVE_ACTION
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.outcomes import (
     delete_journaled,
@@ -239,6 +239,10 @@ class RunController:
             self._reload(run)
             return None
         return started
+
+    def release(self, run: Run) -> None:
+        """This process follows ``run`` no more (a service left serving when its starter ends)."""
+        self._unregister(run)
 
     def _register(self, run: Run, started: Started) -> Started:
         with _active_lock:
@@ -481,7 +485,8 @@ class RunController:
             alive = processes.alive(runner)
             if alive is False:
                 return f"runner lost: the runner process {runner['pid']} on {runner['host']} ended without a result"
-            if alive and follower_gone:  # an orphan: nobody will read its result, as a retry would judge it
+            if alive and follower_gone and run.run_kind.action != SERVE_ACTION:  # a service outlives its starter
+                # an orphan: nobody will read its result, as a retry would judge it
                 return f"runner lost: {follower_gone}; its runner process {runner['pid']}, left running, was killed"
             if alive is None and follower_gone:  # another host: its task instance is the evidence there is
                 return (

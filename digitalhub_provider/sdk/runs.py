@@ -11,6 +11,7 @@ from digitalhub_provider.entities import Run
 from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.local import LocalLauncher
+from digitalhub_provider.runtimes.registry import SERVE_ACTION
 from digitalhub_provider.sdk.controller import RunController
 from digitalhub_provider.sdk.outcomes import read_logs
 from digitalhub_provider.stores.context import install_run_operations
@@ -27,7 +28,8 @@ def run_executable(
     **kwargs: Any,
 ) -> Run:
     """Create the run and execute it with the local launcher; ``wait=False`` returns it RUNNING and
-    follows it in a thread (``run.wait()``, ``run.stop()``)."""
+    follows it in a thread (``run.wait()``, ``run.stop()``). A service (``action="serve"``) returns
+    RUNNING once its readiness probe answers, ``status.service`` telling where."""
     if kwargs.get("local_execution") is False:  # the same refusal as an operator's pod without one
         raise EntityError(
             "local_execution=False asks for the run in a Kubernetes pod, which function.run() does not start: "
@@ -40,6 +42,14 @@ def run_executable(
     run = controller.create(fn, action=action, **kwargs)
     started = controller.submit(fn, run, LocalLauncher(on_line=on_log if on_log is not None else _print_line))
     if started is None:
+        return run
+    if run.run_kind.action == SERVE_ACTION and started.handle.poll() is None:
+        # RUNNING, its service ready: it serves until stopped (run.stop()). Followed while this process
+        # lives (a service that dies is finished at once); it outlives this process, and the reconciler
+        # finishes it if it dies later.
+        follower = threading.Thread(target=controller.follow, args=(run, started), daemon=True)
+        follower.name = f"dh-service-{run.id}"
+        follower.start()
         return run
     if wait:
         return controller.follow(run, started, timeout=timeout)

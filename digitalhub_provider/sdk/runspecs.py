@@ -18,11 +18,12 @@ from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_ru
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.k8s_spec import check_task_arguments
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
-from digitalhub_provider.runtimes.registry import source_fields
+from digitalhub_provider.runtimes.registry import SERVE_ACTION, source_fields
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.stores import crud
 
 INPUT_TYPES = ("dataitem", "artifact", "model")
+SERVE_FIELDS = ("replicas", "service_type", "service_name", "host", "port")
 
 
 def default_action(kind: str) -> str:
@@ -40,17 +41,31 @@ def new_run(
     labels: list[str] | None = None,
     ctx: Context | None = None,
     relationships: list[dict[str, str]] | None = None,
+    init_parameters: dict[str, Any] | None = None,
     **task_params: Any,
 ) -> Run:
     """Check the call, create (or reuse) the task, and build the run (CREATED, not yet saved).
 
-    ``relationships`` are added to ``run_of`` and ``consumes`` (a kfp step passes ``step_of``)."""
+    ``relationships`` are added to ``run_of`` and ``consumes`` (a kfp step passes ``step_of``).
+    ``init_parameters`` (DigitalHub's current SDK's name for a service's init arguments) are the
+    ``parameters``, which a service passes to its init function."""
     ctx = ctx or fn.ctx
     action = action or default_action(fn.kind)
     if action not in TASK_KINDS.get(fn.kind, ()):
         raise EntityError(
             f"action {action!r} is not one of {fn.kind}'s actions: {', '.join(TASK_KINDS.get(fn.kind, ()))}"
         )
+    if init_parameters is not None:
+        if parameters is not None:
+            raise EntityError("give parameters or init_parameters (the same thing for a service), not both")
+        parameters = init_parameters
+    serving = {
+        k for k in ("replicas", "service_type", "service_name", "host", "port") if task_params.get(k) is not None
+    }
+    if serving and action != SERVE_ACTION:
+        raise EntityError(f"{', '.join(sorted(serving))}: argument(s) of the serve action, not of {action}")
+    if action == SERVE_ACTION and task_params.get("replicas") is not None and task_params["replicas"] < 1:
+        raise EntityError(f"replicas must be 1 or more for a service, got {task_params['replicas']}")
     unknown = sorted(set(task_params) - set(TASK_FIELDS))
     if unknown:
         raise EntityError(f"unknown run argument(s) {', '.join(map(repr, unknown))}")
@@ -239,7 +254,25 @@ def build_runspec(run: Run, fn: Executable, ctx: Context) -> RunSpec:
         values=run.spec.get("values"),
         data_url=ctx.data_root,
         result_url=ctx.run_url(run.id, RESULT_FILE),
+        service=service_of(run) if kind.action == SERVE_ACTION else None,
     )
+
+
+def service_of(run: Run) -> dict[str, Any]:
+    """Where a local service listens: the run's ``host`` (default 127.0.0.1) and ``port`` (default a
+    free one, chosen now), with its worker processes (``replicas``)."""
+    import socket
+
+    host = str(run.spec.get("host") or "127.0.0.1")
+    port = run.spec.get("port") or 0
+    if not port:
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        except OSError as exc:
+            raise EntityError(f"the service cannot listen on host {host!r}: {exc.strerror or exc}") from None
+    return {"host": host, "port": int(port), "replicas": int(run.spec.get("replicas") or 1)}
 
 
 def store_runspec(spec: RunSpec, ctx: Context, spec_json: bytes | None = None) -> str:

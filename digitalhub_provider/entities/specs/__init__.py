@@ -32,7 +32,7 @@ TASK_KINDS = {
 # two equal; reading them off the model would import pydantic's model in every task process).
 TASK_FIELDS = (
     "node_selector", "volumes", "resources", "affinity", "tolerations", "envs", "secrets", "profile",
-    "backoff_limit", "schedule", "replicas", "service_type", "instructions",
+    "backoff_limit", "schedule", "replicas", "service_type", "service_name", "host", "port", "instructions",
 )  # fmt: skip
 POD_FIELDS = TASK_FIELDS[: TASK_FIELDS.index("profile") + 1]  # what a pod is made of
 JOB_TASK_FIELDS = TASK_FIELDS[: TASK_FIELDS.index("backoff_limit") + 1]  # what a job's task takes

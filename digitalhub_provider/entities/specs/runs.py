@@ -8,6 +8,8 @@ from pydantic import ConfigDict, field_validator
 
 from digitalhub_provider.entities.specs.base import Spec
 
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+
 
 class TaskSpec(Spec):
     function: str
@@ -23,7 +25,25 @@ class TaskSpec(Spec):
     schedule: str | None = None
     replicas: int | None = None
     service_type: str | None = None
+    service_name: str | None = None
+    # serve on the local launcher: where the service listens (default 127.0.0.1, a free port)
+    host: str | None = None
+    port: int | None = None
     instructions: list[str] | None = None
+
+    @field_validator("service_type")
+    @classmethod
+    def _service_type(cls, v: str | None) -> str | None:
+        if v is not None and v not in SERVICE_TYPES:
+            raise ValueError(f"must be one of {', '.join(SERVICE_TYPES)}")
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v <= 65535:
+            raise ValueError("must be a TCP port, 0 to 65535 (0: a free one)")
+        return v
 
     @field_validator("backoff_limit", "replicas")
     @classmethod

@@ -101,18 +101,7 @@ def compose_arguments(fn: Any, spec: RunSpec, ctx: RunnerContext) -> dict[str, A
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
         if name == "project":
-            from digitalhub_provider.entities import Project
-            from digitalhub_provider.entities.base import Metadata
-
-            project = Project(
-                id=spec.project,
-                name=spec.project,
-                kind="project",
-                project=spec.project,
-                metadata=Metadata(project=spec.project, name=spec.project),
-            )
-            project._ctx = ctx
-            kwargs[name] = project
+            kwargs[name] = project_for(spec, ctx)
         elif name in spec.inputs:
             kwargs[name] = _input_object(name, spec.inputs[name], param, ctx)
         elif name in spec.parameters:
@@ -127,6 +116,22 @@ def compose_arguments(fn: Any, spec: RunSpec, ctx: RunnerContext) -> dict[str, A
         for name, ref in spec.inputs.items():
             kwargs.setdefault(name, _input_object(name, ref, None, ctx))
     return kwargs
+
+
+def project_for(spec: RunSpec, ctx: RunnerContext) -> Entity:
+    """The reserved ``project`` argument: the run's project, working in the runner's context."""
+    from digitalhub_provider.entities import Project
+    from digitalhub_provider.entities.base import Metadata
+
+    project = Project(
+        id=spec.project,
+        name=spec.project,
+        kind="project",
+        project=spec.project,
+        metadata=Metadata(project=spec.project, name=spec.project),
+    )
+    project._ctx = ctx
+    return project
 
 
 def _input_object(name: str, ref: dict[str, Any], param: inspect.Parameter | None, ctx: RunnerContext) -> Entity:
