@@ -8,7 +8,8 @@ Providers page links the package name to ``documentation-url``, which Airflow 3.
 distribution's ``Project-URL: Documentation`` metadata (``setup.cfg``'s ``project_urls``), overwriting this
 dictionary's (the description holds the URL too: the page shows it as a link); ``connection-types`` (with
 their ``conn-fields`` and ``ui-field-behaviour``, read without importing the hook), ``extra-links`` (the link
-classes the API server may deserialise), ``integrations``, ``operators`` and ``hooks``.
+classes the API server may deserialise), ``integrations``, ``operators``, ``hooks`` and ``asset-uris`` (the
+``digitalhub`` scheme's normalizer).
 
 Kept free of imports beyond the form's declaration and the version: Airflow calls this in every process that
 discovers providers.
@@ -59,8 +60,11 @@ def get_provider_info() -> dict[str, Any]:
                     "digitalhub_provider.operators.kfp",
                     "digitalhub_provider.operators.mlrun",
                     "digitalhub_provider.operators.submitted",
+                    "digitalhub_provider.operators.stop",
                 ],
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["digitalhub_provider.hooks.digitalhub"]}],
+        # Run outputs as Assets: digitalhub://{project}/{type}/{name} (digitalhub_provider.assets)
+        "asset-uris": [{"schemes": ["digitalhub"], "handler": "digitalhub_provider.assets.sanitize_uri"}],
     }

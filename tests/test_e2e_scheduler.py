@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 import digitalhub_provider as dh
+from digitalhub_provider.launchers import processes
 from tests.airflow_servers import AirflowDeployment, airflow_deployment
 
 DATA = Path(__file__).resolve().parent.parent / "dags" / "data"
@@ -76,13 +77,15 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         assert af.env["DIGITALHUB_HOME"] == str(dh_home)
         af.wait_dag("world_cities")
         af.wait_dag("greet_with_params")
+        af.wait_dag("cities_report")  # scheduled on the world-cities dataitem's Asset
+        assert af.api("PATCH", "dags/cities_report", json={"is_paused": False}).status_code == 200
         print(f"deployment up and DAGs parsed after {time.monotonic() - started:.1f}s")
 
         run_id = run_to_success(af, "world_cities", {"url": csv_url})
         print(f"world_cities succeeded after {time.monotonic() - started:.1f}s")
 
         # the platform store, read in-process
-        runs = dh.list_runs("demo")
+        runs = [r for r in dh.list_runs("demo") if "airflow.dag_id=world_cities" in (r.metadata.labels or [])]
         assert len(runs) == 2 and {r.status.state for r in runs} == {"COMPLETED"}
         download = next(r for r in runs if "world-cities" in (r.status.get("outputs") or {}))
         report = next(r for r in runs if r.key != download.key)
@@ -104,6 +107,20 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         summary = af.xcom("world_cities", run_id, "report", "return_value")
         assert summary["run_key"] == report.key and summary["state"] == "COMPLETED"
 
+        # the dataitem's new version, an Asset event, triggered cities_report, which read that very version
+        def asset_run() -> str | None:
+            listed = af.api("GET", "dags/cities_report/dagRuns").json().get("dag_runs", [])
+            return str(listed[0]["dag_run_id"]) if listed else None
+
+        deadline = time.monotonic() + 120
+        while (triggered := asset_run()) is None and time.monotonic() < deadline:
+            time.sleep(1)
+        assert triggered is not None, af.diagnostics("cities_report")
+        assert af.wait_run("cities_report", triggered) == "success", af.diagnostics("cities_report", triggered)
+        consumer = dh.get_run(af.xcom("cities_report", triggered, "report", "return_value")["run_key"])
+        assert consumer.spec["inputs"] == {"di": di.key}
+        assert consumer.results() == expected
+
         # Params from the trigger's conf, native types thanks to render_template_as_native_obj
         greet_run_id = run_to_success(af, "greet_with_params", {"name": "Ada", "times": 2, "shout": True})
         print(f"greet_with_params succeeded after {time.monotonic() - started:.1f}s")
@@ -111,6 +128,14 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         greet = dh.get_run(af.xcom("greet_with_params", greet_run_id, "greet", "return_value")["run_key"])
         assert greet.results()["greeting"] == "HELLO, ADA! HELLO, ADA!"
         assert greet.spec["parameters"] == {"name": "Ada", "times": 2, "shout": True}
+
+        # a service set up by one task, called by the next, torn down by the last
+        af.wait_dag("serve_scoring")
+        served_run_id = run_to_success(af, "serve_scoring", {})
+        assert af.xcom("serve_scoring", served_run_id, "score_batch", "output") == [2.5, 2.0]
+        served = dh.get_run(af.xcom("serve_scoring", served_run_id, "serve", "return_value")["run_key"])
+        assert served.state == "STOPPED" and served.status.get("service")["url"].startswith("http://127.0.0.1:")
+        assert not processes.group_alive(int(served.status.get("pid")))
         leaders = [p.pid for p in af.procs.values()]
 
     print(f"stopped after {time.monotonic() - started:.1f}s ({af.stop_seconds}); {len(af.tracked)} processes tracked")

@@ -12,8 +12,9 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 
+from digitalhub_provider.assets import OUTPUTS_ALIAS
 from digitalhub_provider.links.run import DigitalHubRunLink, RunLinks
 from digitalhub_provider.operators.airflow_internals import renders_to_itself, template_fields_with
 
@@ -71,6 +72,10 @@ class DigitalHubRunOperator(BaseOperator):
         run_as_root: bool = False,
         **kwargs: Any,
     ) -> None:
+        # The run's output entities are Asset events, added at run time through this alias (assets.py).
+        given = kwargs.get("outlets")
+        outlets = list(given) if isinstance(given, (list, tuple)) else ([given] if given is not None else [])
+        kwargs["outlets"] = [*outlets, AssetAlias(OUTPUTS_ALIAS)]
         if backoff_limit is not None and "retries" not in kwargs:
             # DigitalHub's backoff_limit is Airflow's retries, with exponential backoff.
             kwargs["retries"] = backoff_limit
@@ -406,7 +411,23 @@ class DigitalHubRunOperator(BaseOperator):
             ti.xcom_push(key=name, value=value)
         for name in results:
             ti.xcom_push(key=name, value=run.result(name))
+        self.emit_assets(context, run)
         return {"run_id": run.id, "run_key": run.key, "state": run.state, "outputs": outputs, "results": results}
+
+    def emit_assets(self, context: AirflowContext, run: Run) -> None:
+        """One Asset event per output entity, ``digitalhub://{project}/{type}/{name}``, through the
+        operator's alias: the entity's key and version id and the run's key in its ``extra``."""
+        outputs: dict[str, str] = run.status.get("outputs") or {}
+        events = context.get("outlet_events") if outputs else None
+        if events is None:
+            return
+        from airflow.sdk import Asset
+
+        from digitalhub_provider.assets import output_events
+
+        alias = events[AssetAlias(OUTPUTS_ALIAS)]
+        for uri, extra in output_events(outputs, run.key):
+            alias.add(Asset(uri), extra=extra)
 
     def on_kill(self) -> None:
         """Stop the run: STOPPED, its runner killed (process, pod, KFP run) with the runs it started."""
