@@ -9,6 +9,7 @@ AIRFLOW_VERSION=${AIRFLOW_VERSION:-3.3.2}
 CNCF_VERSION=${CNCF_VERSION:-10.25.0}
 CELERY_VERSION=${CELERY_VERSION:-3.26.0}  # the CeleryExecutor of the scale-out tests (Airflow on PostgreSQL: asyncpg;
 # celery 5.7 dropped celery.backends.database.retry, which the provider imports)
+OPENLINEAGE_VERSION=${OPENLINEAGE_VERSION:-2.20.3}  # the lineage tests (the openlineage extra)
 
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
@@ -29,9 +30,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  -e ".[airflow,data,s3,postgres,kubernetes,api,serve,dev,docs]" \
+  -e ".[airflow,data,s3,postgres,kubernetes,api,serve,openlineage,dev,docs]" \
   "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-cncf-kubernetes==${CNCF_VERSION}" \
-  "apache-airflow-providers-celery==${CELERY_VERSION}" "celery>=5.5,<5.7" "asyncpg>=0.29"
+  "apache-airflow-providers-celery==${CELERY_VERSION}" "celery>=5.5,<5.7" "asyncpg>=0.29" \
+  "apache-airflow-providers-openlineage==${OPENLINEAGE_VERSION}"
 # Bytecode for the provider, as a wheel install writes it (an editable install under
 # PYTHONDONTWRITEBYTECODE would compile it again in every Airflow task process).
 .venv/bin/python -m compileall -q digitalhub_provider

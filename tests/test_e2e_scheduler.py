@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ import pytest
 
 import digitalhub_provider as dh
 from digitalhub_provider.launchers import processes
+from digitalhub_provider.lineage import namespace_and_name
 from tests.airflow_servers import AirflowDeployment, airflow_deployment
+from tests.test_lineage import openlineage_events
 
 DATA = Path(__file__).resolve().parent.parent / "dags" / "data"
 
@@ -73,7 +76,11 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
     tmp_path: Path, dh_home: Path, csv_url: str
 ) -> None:
     started = time.monotonic()
-    with airflow_deployment(tmp_path / "airflow") as af:
+    # Airflow's OpenLineage provider writes its events to a file (its file transport)
+    lineage_file = tmp_path / "openlineage.jsonl"
+    transport = json.dumps({"type": "file", "log_file_path": str(lineage_file), "append": True})
+    lineage_env = {"AIRFLOW__OPENLINEAGE__TRANSPORT": transport, "AIRFLOW__OPENLINEAGE__NAMESPACE": "dh-e2e"}
+    with airflow_deployment(tmp_path / "airflow", extra_env=lineage_env) as af:
         assert af.env["DIGITALHUB_HOME"] == str(dh_home)
         af.wait_dag("world_cities")
         af.wait_dag("greet_with_params")
@@ -106,6 +113,19 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
             assert af.xcom("world_cities", run_id, "report", key) == value
         summary = af.xcom("world_cities", run_id, "report", "return_value")
         assert summary["run_key"] == report.key and summary["state"] == "COMPLETED"
+
+        # OpenLineage: the operators' datasets (the dataitem with its schema) and DigitalHub run facets
+        lineage = openlineage_events(lineage_file, {"world_cities.download", "world_cities.report"})
+        made = lineage[("world_cities.download", "COMPLETE")]
+        where = namespace_and_name(di.spec["path"])
+        assert [(o["namespace"], o["name"]) for o in made["outputs"]] == [where]
+        assert [f["name"] for f in made["outputs"][0]["facets"]["schema"]["fields"]] == [
+            f["name"] for f in di.spec["schema"]["fields"]
+        ]
+        assert made["run"]["facets"]["digitalhubRun"]["runKey"] == download.key
+        used = lineage[("world_cities.report", "COMPLETE")]
+        assert [(i["namespace"], i["name"]) for i in used["inputs"]] == [where]
+        assert used["run"]["facets"]["digitalhubRun"]["state"] == "COMPLETED"
 
         # the dataitem's new version, an Asset event, triggered cities_report, which read that very version
         def asset_run() -> str | None:

@@ -30,7 +30,8 @@ from digitalhub_provider.states import State
 if TYPE_CHECKING:
     from digitalhub_provider.stores.context import Context
 
-RelationshipType = Literal["produced_by", "consumes", "run_of", "step_of"]
+# cached_from: a run that reused an earlier run's outputs and results (sdk/cache.py)
+RelationshipType = Literal["produced_by", "consumes", "run_of", "step_of", "cached_from"]
 RELATIONSHIP_TYPES: tuple[str, ...] = get_args(RelationshipType)
 T = TypeVar("T", bound="Entity")
 

@@ -67,6 +67,7 @@ class DigitalHubRunOperator(BaseOperator):
         profile: str | None = None,
         backoff_limit: int | None = None,
         labels: list[str] | None = None,
+        cache: bool | dict[str, Any] | None = None,
         digitalhub_conn_id: str = "digitalhub_default",
         deferrable: bool = False,
         run_as_root: bool = False,
@@ -104,6 +105,7 @@ class DigitalHubRunOperator(BaseOperator):
         self.profile = profile
         self.backoff_limit = backoff_limit
         self.labels = labels
+        self.cache = cache
         self.digitalhub_conn_id = digitalhub_conn_id
         self.deferrable = deferrable
         self.run_as_root = run_as_root
@@ -269,7 +271,8 @@ class DigitalHubRunOperator(BaseOperator):
                     controller.fail_stale(stale, f"the worker running try {stale_try} stopped before the run finished")
                 run = controller.create(
                     fn, action=self.action, inputs=self.inputs, parameters=self.parameters, outputs=self.outputs,
-                    values=self.values, local_execution=not kubernetes, labels=labels, **self.task_arguments(),
+                    values=self.values, local_execution=not kubernetes, labels=labels, cache=self.cache,
+                    **self.task_arguments(),
                 )  # fmt: skip
         except DigitalHubError as exc:
             raise AirflowException(str(exc)) from None
@@ -428,6 +431,19 @@ class DigitalHubRunOperator(BaseOperator):
         alias = events[AssetAlias(OUTPUTS_ALIAS)]
         for uri, extra in output_events(outputs, run.key):
             alias.add(Asset(uri), extra=extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """For Airflow's OpenLineage provider (optional): the run's input and output entities as
+        datasets (with their schema for tables) and its DigitalHub run facet (see ``lineage.py``)."""
+        from digitalhub_provider.lineage import operator_lineage
+
+        return operator_lineage(self._run, self._ctx)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """As on completion, with the run's error message and traceback."""
+        from digitalhub_provider.lineage import operator_lineage
+
+        return operator_lineage(self._run, self._ctx, failed=True)
 
     def on_kill(self) -> None:
         """Stop the run: STOPPED, its runner killed (process, pod, KFP run) with the runs it started."""

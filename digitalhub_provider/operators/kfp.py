@@ -106,6 +106,9 @@ class KfpPipelineOperator(DigitalHubRunOperator):
             (``retry_exponential_backoff=2.0``), unless the DAG sets ``retries`` itself.
         labels (list[str] | None): Extra labels for the run (the task instance's ``airflow.*``
             labels are always added).
+        cache (bool | dict[str, Any] | None): ``True`` (or ``{"max_age": seconds}``): reuse the outputs and
+            results of an identical earlier COMPLETED run (same function version, inputs, parameters and
+            task) instead of executing; its XCom is the same. See the SDK guide, "Run caching".
         digitalhub_conn_id (str): The ``digitalhub`` connection; without one defined, the
             embedded default under ``$DIGITALHUB_HOME``.
         deferrable (bool): Kubernetes only: wait for the pod in Airflow's triggerer.

@@ -34,12 +34,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digitalhub_provider.entities import Run, State
-from digitalhub_provider.entities.base import now_iso
+from digitalhub_provider.entities.base import Relationship, now_iso
 from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
 from digitalhub_provider.launchers import processes
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, SERVE_ACTION
+from digitalhub_provider.sdk.cache import find_hit
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.outcomes import (
     delete_journaled,
@@ -193,6 +194,8 @@ class RunController:
             self._end(run, State.ERROR, f"action {kind.action!r} of {fn.kind} is not available in this version")
             return None
         try:
+            if run.state == State.CREATED.value and run.spec.get("cache") and self._from_cache(fn, run):
+                return None
             if run.state == State.CREATED.value:
                 environment = launcher.prepare(fn, run, self.ctx)
                 if kind.action == BUILD_ACTION:
@@ -239,6 +242,27 @@ class RunController:
             self._reload(run)
             return None
         return started
+
+    def _from_cache(self, fn: Executable, run: Run) -> bool:
+        """COMPLETED with an identical earlier run's outputs and results, when one may be reused
+        (:mod:`.cache`); else the reason is recorded and the run goes on to execute."""
+        earlier, why = find_hit(fn, run, self.ctx)
+        if earlier is None:
+            self.record(run, cache={"hit": False, "reason": why})
+            return False
+        done = earlier.get("status") or {}
+        relationships = list(run.metadata.relationships or [])
+        run.metadata.relationships = [*relationships, Relationship("cached_from", earlier["key"])]
+        self.transition(run, State.BUILT, "from the cache", persist=False)
+        self._end(
+            run,
+            State.COMPLETED,
+            f"reused the outputs and results of run {earlier['key']} (cache)",
+            outputs=done.get("outputs") or {},
+            results=done.get("results") or {},
+            cache={"hit": True, "from": earlier["key"]},
+        )
+        return True
 
     def release(self, run: Run) -> None:
         """This process follows ``run`` no more (a service left serving when its starter ends)."""

@@ -19,6 +19,7 @@ from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.k8s_spec import check_task_arguments
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
 from digitalhub_provider.runtimes.registry import SERVE_ACTION, source_fields
+from digitalhub_provider.sdk.cache import cache_policy, fingerprint
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.stores import crud
 
@@ -42,13 +43,15 @@ def new_run(
     ctx: Context | None = None,
     relationships: list[dict[str, str]] | None = None,
     init_parameters: dict[str, Any] | None = None,
+    cache: Any = None,
     **task_params: Any,
 ) -> Run:
     """Check the call, create (or reuse) the task, and build the run (CREATED, not yet saved).
 
     ``relationships`` are added to ``run_of`` and ``consumes`` (a kfp step passes ``step_of``).
     ``init_parameters`` (DigitalHub's current SDK's name for a service's init arguments) are the
-    ``parameters``, which a service passes to its init function."""
+    ``parameters``, which a service passes to its init function. ``cache`` (True, or ``{"max_age":
+    seconds}``) lets the run reuse an identical earlier run's outcome (:mod:`.cache`)."""
     ctx = ctx or fn.ctx
     action = action or default_action(fn.kind)
     if action not in TASK_KINDS.get(fn.kind, ()):
@@ -97,6 +100,11 @@ def new_run(
         "local_execution": local_execution,
         **task_spec,
     }
+    policy = cache_policy(cache)
+    if policy is not None:
+        if action in (SERVE_ACTION, "build"):
+            raise EntityError(f"cache applies to runs that compute outputs, not to the {action} action")
+        run_spec["cache"] = {"key": fingerprint(fn, action, run_spec), **policy}
     rels = [
         {"type": "run_of", "dest": fn.key},
         *({"type": "consumes", "dest": k} for k in input_keys.values()),
