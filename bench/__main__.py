@@ -43,6 +43,7 @@ FIGURES = {
     "P8": ("bench.p8_rest_api", "the REST API with many runs: a page of runs, runs created"),
     "P9": ("bench.p9_console", "the console's runs page with many runs, in headless Chromium"),
     "P10": ("bench.p10_celery", "mapped tasks on the CeleryExecutor, two workers and one"),
+    "P11": ("bench.p11_cache", "a run reused from the cache against the same run executed"),
 }
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 

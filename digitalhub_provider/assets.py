@@ -82,6 +82,9 @@ def triggering_key(uri: str) -> str:
 
     uri = urlunsplit(sanitize_uri(urlsplit(uri)))  # a bad URI fails when the DAG is parsed; Airflow's form
     return (
-        "{% for asset, events in triggering_asset_events.items() if asset.uri == '" + uri + "' %}"
+        # The aliases the events came through are keys too, and have no uri (Airflow's undefined is strict).
+        "{% for asset, events in triggering_asset_events.items() if asset.uri is defined and asset.uri == '"
+        + uri
+        + "' %}"
         "{{ events[-1].extra['key'] }}{% endfor %}"
     )

@@ -29,6 +29,8 @@ def operator_lineage(run: Run | None, ctx: Context | None, failed: bool = False)
     from airflow.providers.common.compat.openlineage.facet import ErrorMessageRunFacet, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
+    from digitalhub_provider.entities import State
+
     if run is None or ctx is None:
         return OperatorLineage()
 
@@ -48,7 +50,7 @@ def operator_lineage(run: Run | None, ctx: Context | None, failed: bool = False)
     facets: dict[str, Any] = {
         RUN_FACET: DigitalHubRunFacet(runKey=run.key, state=run.state, message=status.get("message"))
     }
-    if failed or run.state in ("ERROR", "STOPPED"):
+    if failed or run.state in (State.ERROR.value, State.STOPPED.value):
         facets["errorMessage"] = ErrorMessageRunFacet(
             message=str(status.get("message") or f"the run ended {run.state}"),
             programmingLanguage="python",

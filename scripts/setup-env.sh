@@ -34,6 +34,10 @@ fi
   "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-cncf-kubernetes==${CNCF_VERSION}" \
   "apache-airflow-providers-celery==${CELERY_VERSION}" "celery>=5.5,<5.7" "asyncpg>=0.29" \
   "apache-airflow-providers-openlineage==${OPENLINEAGE_VERSION}"
+# The editable install leaves setuptools' egg-info in the checkout: a second copy of the distribution for any
+# process started here (the current directory is on sys.path), whose duplicate plugin makes Airflow stop
+# registering the plugins after it (OpenLineage's among them).
+rm -rf airflow_provider_digitalhub.egg-info
 # Bytecode for the provider, as a wheel install writes it (an editable install under
 # PYTHONDONTWRITEBYTECODE would compile it again in every Airflow task process).
 .venv/bin/python -m compileall -q digitalhub_provider

@@ -11,6 +11,9 @@ bash scripts/docs.sh  # the documentation site, strict: a warning fails
 # The wheel and sdist, installed in a fresh virtualenv: the demo DAG, an SDK run, a runtime env.
 bash scripts/wheel-check.sh
 bash scripts/lower-bounds.sh  # the smoke tests on the lowest Airflow and cncf-kubernetes that setup.cfg declares
+# Building the wheel and the lower-bounds install leave setuptools' egg-info in the checkout: a second copy of
+# the distribution for the processes the tests start here (see scripts/setup-env.sh).
+rm -rf airflow_provider_digitalhub.egg-info
 # Runtime virtualenvs built by the tests are cached here between runs.
 export DIGITALHUB_TEST_ENVS_DIR=${DIGITALHUB_TEST_ENVS_DIR:-${TMPDIR:-/tmp}/dh-test-envs}
 exec .venv/bin/python -m pytest -p no:cacheprovider -q "$@"

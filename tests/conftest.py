@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "leaves_unfinished_runs: the test builds runs that stay unfinished on purpose (a dead worker's)"
     )
+
+
+@pytest.fixture(autouse=True)
+def sigint_disposition() -> Iterator[None]:
+    """What a test leaves as this process's SIGINT handler is put back: a child started later inherits
+    an ignored SIGINT (SIG_IGN survives exec), and Ctrl-C would no longer reach it."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before and before is not None:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(autouse=True)

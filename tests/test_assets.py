@@ -3,12 +3,16 @@ version that triggered a DAG run."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import digitalhub_provider as dh
 from digitalhub_provider.assets import asset_uri, parse_asset_uri, sanitize_uri, triggering_key
+from tests.test_e2e_scheduler import csv_url  # noqa: F401 - a fixture
+
+WORLD_CITIES = "digitalhub://demo/dataitem/world-cities"
 
 
 def test_entity_names_become_one_canonical_uri() -> None:
@@ -67,3 +71,64 @@ def test_a_runs_outputs_are_asset_events_with_their_version(airflow_db: str) -> 
     assert extra["key"] == di.key and extra["id"] == di.id and extra["output"] == "world-cities"
     assert dh.get_run(extra["run_key"]).status.get("outputs") == {"world-cities": di.key}
     assert via == ["digitalhub-run-outputs"]
+
+
+@pytest.mark.timeout(600)
+def test_a_producer_run_triggers_the_consumer_dag_which_reads_the_version_produced(
+    tmp_path: Any,
+    csv_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Under the real scheduler (job schedule on, as in production: Airflow creates Asset-triggered runs only
+    then, so world_cities' nightly run also starts when it is unpaused): every cities_report run reads the
+    version of world-cities that the Asset event triggering it carries, and completes."""
+    import time
+
+    from tests.airflow_servers import airflow_deployment
+    from tests.test_e2e_scheduler import DATA, expected_report, run_to_success
+
+    with airflow_deployment(tmp_path / "airflow", extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True"}) as af:
+        af.wait_dag("world_cities")
+        af.wait_dag("cities_report")
+        assert af.api("PATCH", "dags/cities_report", json={"is_paused": False}).status_code == 200
+        produced = run_to_success(af, "world_cities", {"url": csv_url})
+        made = af.xcom("world_cities", produced, "download", "world-cities")
+
+        def runs(dag_id: str) -> list[dict[str, Any]]:
+            return af.api("GET", f"dags/{dag_id}/dagRuns").json().get("dag_runs", [])
+
+        def settled() -> bool:
+            every = runs("world_cities") + runs("cities_report")
+            return bool(runs("cities_report")) and all(r["state"] in ("success", "failed") for r in every)
+
+        deadline = time.monotonic() + 300
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert settled(), af.diagnostics("cities_report")
+        read, triggering = [], []
+        for consumer in runs("cities_report"):
+            assert consumer["state"] == "success", af.diagnostics("cities_report", consumer["dag_run_id"])
+            events = af.api("GET", f"dags/cities_report/dagRuns/{consumer['dag_run_id']}/upstreamAssetEvents").json()
+            keys = [e["extra"]["key"] for e in events["asset_events"] if e["uri"] == WORLD_CITIES]
+            summary = af.xcom("cities_report", consumer["dag_run_id"], "report", "return_value")
+            run = dh.get_run(summary["run_key"])
+            assert run.spec["inputs"] == {"di": keys[-1]}  # the latest version that triggered it
+            assert run.results() == expected_report(DATA / "world-cities.csv")
+            read.append(keys[-1])
+            triggering += keys
+        assert made in triggering  # the manual run's version triggered a consumer (with the nightly one's, maybe)
+    assert af.left_behind == [], af.left_behind
+
+
+def test_the_triggering_key_template_skips_the_aliases_and_takes_the_latest_version() -> None:
+    """Rendered as Airflow renders (strict undefined), over what a triggered run's context holds: the
+    asset's events, and the alias they came through (a key without a uri)."""
+    from types import SimpleNamespace
+
+    import jinja2
+
+    events = [SimpleNamespace(extra={"key": "store://demo/dataitem/table/world-cities:v1"}),
+              SimpleNamespace(extra={"key": "store://demo/dataitem/table/world-cities:v2"})]  # fmt: skip
+    alias, asset = type("Alias", (), {"name": "digitalhub-run-outputs"})(), type("Asset", (), {"uri": WORLD_CITIES})()
+    context = {alias: events, asset: events}
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(triggering_key(WORLD_CITIES))
+    assert template.render(triggering_asset_events=context) == "store://demo/dataitem/table/world-cities:v2"

@@ -386,7 +386,7 @@ def test_values_and_parameters_flow_between_steps_and_a_pinned_version_runs(kfp_
     [
         ("missing_function", "step 'extract_parkings': function 'extract-parkings' does not exist in project"),
         ("pinned_version", "step 'download': function 'downloader-funct' version nope does not exist"),
-        ("bad_action", "step 'download': action 'serve' of python is not available"),
+        ("bad_action", "step 'download': action 'serve' cannot be a pipeline step"),
         ("unknown_output", "step 'download' has no output 'datset'"),
         ("raises", "pipeline handler 'pipeline' raised ZeroDivisionError: division by zero"),
         ("missing_argument", "pipeline argument 'url' is missing"),

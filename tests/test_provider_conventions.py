@@ -115,3 +115,12 @@ def test_the_providers_page_links_to_the_documentation() -> None:
 
     provider = ProvidersManager().providers[PACKAGE]
     assert _provider_mapper(provider).documentation_url == DOCS
+
+
+def test_airflow_finds_the_plugin_once_so_every_other_plugin_registers_too() -> None:
+    """A second copy of the distribution (setuptools' egg-info left in the checkout, which is on sys.path
+    here) makes Airflow load the plugin twice and stop registering the plugins after it: OpenLineage's."""
+    from airflow.sdk.plugins_manager import _load_entrypoint_plugins
+
+    names = [type(p).__name__ for p in _load_entrypoint_plugins()[0]]
+    assert names.count("DigitalHubPlugin") == 1, names

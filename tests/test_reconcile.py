@@ -79,6 +79,8 @@ def caller(tmp_path: Path) -> Iterator[Any]:
         script.write_text(CALLER)
         proc = subprocess.Popen(
             [sys.executable, str(script), str(gate), name],
+            # Ctrl-C as a terminal delivers it: a disposition the test process inherited (SIG_IGN) is not passed on
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

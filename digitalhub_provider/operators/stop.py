@@ -42,7 +42,7 @@ class DigitalHubStopRunOperator(BaseOperator):
 
         from airflow.sdk.exceptions import AirflowException
 
-        from digitalhub_provider.entities import Run
+        from digitalhub_provider.entities import Run, State
         from digitalhub_provider.entities.keys import parse_key
         from digitalhub_provider.errors import DigitalHubError, EntityError
         from digitalhub_provider.hooks.digitalhub import DigitalHubHook
@@ -59,7 +59,8 @@ class DigitalHubStopRunOperator(BaseOperator):
         except DigitalHubError as exc:
             raise AirflowException(str(exc)) from None
         host = run.status.get("host")
-        if before == "RUNNING" and run.status.get("launcher") == "local" and host and host != socket.gethostname():
+        running = before == State.RUNNING.value
+        if running and run.status.get("launcher") == "local" and host and host != socket.gethostname():
             self.log.info("run %s STOPPED; its service on %s ends itself when it reads so", run.key, host)
         self.log.info("DigitalHub run %s: %s -> %s", run.key, before, run.state)
         return {"run_key": run.key, "state": run.state, "was": before}

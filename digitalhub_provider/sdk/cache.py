@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from digitalhub_provider.errors import DigitalHubError, EntityError
+from digitalhub_provider.states import State
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
@@ -66,7 +67,7 @@ def find_hit(fn: Executable, run: Run, ctx: Context) -> tuple[dict[str, Any] | N
     if why_not is not None:
         return None, why_not
     rows = ctx.metadata.list(
-        fn.project, "run", function_name=fn.name, function_id=fn.id, state="COMPLETED", limit=LOOKUP_LIMIT
+        fn.project, "run", function_name=fn.name, function_id=fn.id, state=State.COMPLETED.value, limit=LOOKUP_LIMIT
     )
     same = [r for r in rows if (r.get("spec") or {}).get("cache", {}).get("key") == policy.get("key")]
     if not same:

@@ -137,7 +137,7 @@ def check_graph(graph: PipelineGraph, values: dict[str, Any], project: str, ctx:
     """Every step's function exists and offers the step's action; inputs bound to arguments are keys."""
     from digitalhub_provider.entities.keys import is_key
     from digitalhub_provider.entities.specs import TASK_KINDS
-    from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS
+    from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, SERVE_ACTION
 
     for step in graph.order():
         try:
@@ -148,6 +148,10 @@ def check_graph(graph: PipelineGraph, values: dict[str, Any], project: str, ctx:
             raise PipelineError(
                 f"step {step.name!r}: action {step.action!r} is not one of {fn.kind}'s actions: "
                 f"{', '.join(TASK_KINDS.get(fn.kind, ()))}"
+            )
+        if step.action == SERVE_ACTION:  # a step runs to its end, a service does not end
+            raise PipelineError(
+                f"step {step.name!r}: action {SERVE_ACTION!r} cannot be a pipeline step (a service does not end)"
             )
         if step.action != BUILD_ACTION and (fn.kind, step.action) not in RUNNERS:
             raise PipelineError(f"step {step.name!r}: action {step.action!r} of {fn.kind} is not available")
