@@ -86,5 +86,5 @@ def triggering_key(uri: str) -> str:
         "{% for asset, events in triggering_asset_events.items() if asset.uri is defined and asset.uri == '"
         + uri
         + "' %}"
-        "{{ events[-1].extra['key'] }}{% endfor %}"
+        "{{ events[-1].extra.key }}{% endfor %}"
     )
