@@ -4,6 +4,10 @@
 ``url`` Param), processes it with pandas and stores it as the ``world-cities``
 dataitem; ``report`` reads that dataitem. The dataitem's key travels through
 XCom (``download.output["world-cities"]``); the data stays on the data store.
+
+``download`` declares the dataitem's Asset as its outlet: Airflow's asset graph shows it (and the
+``cities_report`` DAG scheduled on it) before the first run, and each run's event carries the new
+version's key.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
+from digitalhub_provider.assets import asset_uri
 from digitalhub_provider.operators import PythonRuntimeOperator
 
 CSV = Path(__file__).parent / "data" / "world-cities.csv"
@@ -35,6 +40,7 @@ with DAG(
         parameters={"url": "{{ params.url }}"},
         resources={"cpu": "1", "mem": "1Gi"},
         backoff_limit=3,
+        outlets=[Asset(asset_uri("demo", "dataitem", "world-cities"))],
     )
     report = PythonRuntimeOperator(
         task_id="report",

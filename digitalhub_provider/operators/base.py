@@ -418,8 +418,11 @@ class DigitalHubRunOperator(BaseOperator):
         return {"run_id": run.id, "run_key": run.key, "state": run.state, "outputs": outputs, "results": results}
 
     def emit_assets(self, context: AirflowContext, run: Run) -> None:
-        """One Asset event per output entity, ``digitalhub://{project}/{type}/{name}``, through the
-        operator's alias: the entity's key and version id and the run's key in its ``extra``."""
+        """One Asset event per output entity, ``digitalhub://{project}/{type}/{name}``, with the entity's
+        key and version id and the run's key in its ``extra``: on the task's own outlet when the DAG
+        declares that Asset, else through the operator's alias. A declared outlet takes Airflow's direct
+        path, which also avoids its alias path's race: two tasks emitting an asset through an alias for
+        the first time at once both insert the alias-asset link, and the second task is failed."""
         outputs: dict[str, str] = run.status.get("outputs") or {}
         events = context.get("outlet_events") if outputs else None
         if events is None:
@@ -428,9 +431,14 @@ class DigitalHubRunOperator(BaseOperator):
 
         from digitalhub_provider.assets import output_events
 
+        declared = {o.uri: o for o in self.outlets or () if isinstance(o, Asset)}
         alias = events[AssetAlias(OUTPUTS_ALIAS)]
         for uri, extra in output_events(outputs, run.key):
-            alias.add(Asset(uri), extra=extra)
+            asset = Asset(uri)
+            if asset.uri in declared:
+                events[declared[asset.uri]].extra = extra
+            else:
+                alias.add(asset, extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """For Airflow's OpenLineage provider (optional): the run's input and output entities as
