@@ -76,3 +76,23 @@ def test_fails_twice_then_succeeds_each_try_its_own_run(dh_home: Path) -> None:
     tries = [next(lab for lab in r.metadata.labels if lab.startswith("airflow.try_number=")) for r in runs]
     assert tries == ["airflow.try_number=1", "airflow.try_number=2", "airflow.try_number=3"]
     assert xcoms("retry_with_backoff", dr.run_id)[("flaky", "succeeded_on_try")] == 3
+
+
+def test_build_once_then_run_on_what_was_built(dh_home: Path) -> None:
+    """build_then_run: the build's XCom names the environment it made, recorded on the function's next
+    version; the job runs on it (the instruction's pinned six); a second DAG run adds no version."""
+    dr = load_dag("build_then_run.py").test()
+    assert str(dr.state) == "success", task_states(dr)
+    x = xcoms("build_then_run", dr.run_id)
+    function = dh.get_function("six-versions", project="demo")
+    assert x[("build", "image")] == function.spec["image"] and x[("build", "image")].startswith("venv://")
+    assert x[("build", "function")] == function.key
+    assert x[("job", "six_version")] == "1.16.0"
+    job = dh.get_run(x[("job", "return_value")]["run_key"])
+    assert job.spec["function"] == function.key
+    assert len(dh.list_functions("demo", all_versions=True)) == 2  # the DAG's, and the built one
+
+    again = load_dag("build_then_run.py").test()
+    assert str(again.state) == "success", task_states(again)
+    assert len(dh.list_functions("demo", all_versions=True)) == 2
+    assert xcoms("build_then_run", again.run_id)[("job", "six_version")] == "1.16.0"

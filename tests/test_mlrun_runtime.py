@@ -201,7 +201,13 @@ def test_build_action_readies_the_mlrun_environment_without_airflow(dh_home: Pat
     fn = dh.new_function(project="demo", name="env", kind="mlrun", source={"code": BAD}, handler="boom")
     run = fn.run(action="build")
     assert run.state == "COMPLETED" and run.kind == "mlrun+build:run", run.status.message
-    python = (run.status.message or "").removeprefix("environment ready: ")
+    from digitalhub_provider.launchers.envs import built_environment
+    from digitalhub_provider.sdk.context import get_context
+
+    # the function's next version runs in the environment the build made
+    built = dh.get_function("env", project="demo")
+    assert built.spec["image"] == run.results()["image"] and built.spec["source"] == fn.spec["source"]
+    python = built_environment(str(get_context().settings.envs_dir), run.results()["image"].removeprefix("venv://"))
     probe = "import sys, mlrun, pandas, numpy; print(sys.version_info[:2], mlrun.__version__)"
     out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "(3, 11) 1.12.1", out.stderr[-2000:]

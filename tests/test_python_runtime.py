@@ -10,11 +10,13 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import digitalhub_provider as dh
 from digitalhub_provider.entities import Artifact, Dataitem, Run
+from digitalhub_provider.sdk.context import get_context
 
 PY = {"kind": "python", "python_version": "PYTHON3_11"}
 
@@ -330,10 +332,116 @@ def test_requirements_env_built_once_reused_and_build_action(tmp_path: Path, mon
     lines: list[str] = []
     build = fn.run(action="build", on_log=lines.append)
     assert build.state == "COMPLETED", build.status.message and build.kind == "python+build:run"
-    run = fn.run(action="job", on_log=lines.append)
+    image = build.results()["image"]
+    assert image.startswith("venv://python3_12-")
+    # the build is recorded on the function's next version, on which later runs go
+    built = dh.get_function("env", project="demo")
+    assert built.id != fn.id and built.spec["image"] == image and build.results()["function"] == built.key
+    assert {k: v for k, v in built.spec.items() if k != "image"} == fn.spec
+    run = built.run(action="job", on_log=lines.append)
     assert run.state == "COMPLETED", run.status.message
     assert run.results() == {"output": ["six", 12]}
-    assert sum("building runtime environment" in line for line in lines) <= 1
+    assert sum("building runtime environment" in line for line in lines) <= 1  # the envs are shared
+
+
+def test_build_instructions_run_in_the_environment_the_next_job_uses(dh_home: Path) -> None:
+    """The issue's example: an instruction pins six below the requirement's version; the next job of
+    the function (by name: its latest version) imports that six. Instructions are part of the cache
+    key: other instructions make another environment."""
+    code = "import six\n\ndef h():\n    return six.__version__\n"
+    fn = dh.new_function(
+        project="demo",
+        name="pinned",
+        python_version="PYTHON3_11",
+        code=code,
+        handler="h",
+        requirements=["six"],
+        kind="python",
+    )
+    pin = "python -m pip install --no-deps --disable-pip-version-check -q six==1.16.0"
+    lines: list[str] = []
+    build = fn.run(action="build", instructions=[pin, "echo instructions ran > marker.txt"], on_log=lines.append)
+    assert build.state == "COMPLETED", build.status.message
+    key = build.results()["image"].removeprefix("venv://")
+    # the instructions ran in order, in the environment's folder (cached across tests: no log lines then)
+    assert (Path(str(get_context().settings.envs_dir)) / key / "marker.txt").read_text() == "instructions ran\n"
+    job = dh.get_function("pinned", project="demo").run(action="job")
+    assert job.state == "COMPLETED", job.status.message
+    assert job.results() == {"output": "1.16.0"}
+    other = fn.run(action="build", instructions=["echo another"])
+    assert other.state == "COMPLETED", other.status.message
+    assert other.results()["image"] != build.results()["image"]
+
+
+def test_a_failing_instruction_fails_the_build_with_its_output_and_adds_no_version(dh_home: Path) -> None:
+    from digitalhub_provider.launchers.envs import env_key
+    from digitalhub_provider.runtimes.registry import SERVE_REQUIREMENTS
+
+    fn = dh.new_function(
+        project="demo",
+        name="broken",
+        python_version="PYTHON3_11",
+        code="def h():\n    return 1\n",
+        handler="h",
+        kind="python",
+    )
+    steps = ["echo first step", "echo it broke >&2; exit 3", "echo never"]
+    build = fn.run(action="build", instructions=steps)
+    assert build.state == "ERROR"
+    message = build.status.message or ""
+    assert "build instruction 2 failed (exit code 3): echo it broke >&2; exit 3" in message
+    assert "it broke" in message and "never" not in message
+    assert [f.id for f in dh.list_functions("demo", all_versions=True) if f.name == "broken"] == [fn.id]
+    # the half-built environment is removed
+    assert not (Path(str(get_context().settings.envs_dir)) / env_key("PYTHON3_11", SERVE_REQUIREMENTS, steps)).exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "instructions", "message"),
+    [
+        ("job", ["echo hi"], "instructions: an argument of the build action, not of job"),
+        ("build", "echo hi", "instructions must be a list of shell command lines"),
+        ("build", ["echo hi", ""], "instructions must be a list of shell command lines"),
+        ("build", [3], "instructions must be a list of shell command lines"),
+    ],
+)
+def test_instructions_are_checked_before_anything_runs(
+    dh_home: Path, action: str, instructions: Any, message: str
+) -> None:
+    from digitalhub_provider.errors import EntityError
+
+    fn = dh.new_function(
+        project="demo",
+        name="checked",
+        python_version="PYTHON3_11",
+        code="def h():\n    return 1\n",
+        handler="h",
+        kind="python",
+    )
+    with pytest.raises(EntityError, match=message):
+        fn.run(action=action, instructions=instructions)
+    assert dh.list_runs("demo") == []
+
+
+def test_a_version_whose_built_environment_is_gone_says_to_build_again(dh_home: Path) -> None:
+    import shutil
+
+    fn = dh.new_function(
+        project="demo",
+        name="gone",
+        python_version="PYTHON3_11",
+        code="def h():\n    return 1\n",
+        handler="h",
+        kind="python",
+    )
+    build = fn.run(action="build", instructions=["echo ok"])
+    assert build.state == "COMPLETED", build.status.message
+    key = build.results()["image"].removeprefix("venv://")
+    shutil.rmtree(Path(str(get_context().settings.envs_dir)) / key)
+    job = dh.get_function("gone", project="demo").run(action="job")
+    assert job.state == "ERROR"
+    assert f"the environment {key!r} that built this function version is not in" in (job.status.message or "")
+    assert "run the function's build action again" in (job.status.message or "")
 
 
 def test_concurrent_builds_of_one_environment(tmp_path: Path) -> None:

@@ -66,6 +66,9 @@ class Launcher:
     quick = False
     # Seconds between two looks at ``Handle.progress`` while waiting (None: never).
     progress_interval: float | None = None
+    # What a build's ``prepare`` made, for the function's next version (``spec.image``); None: nothing
+    # later runs could name.
+    image: str | None = None
 
     def prepare(self, fn: Executable, run: Run, ctx: Context) -> str | None:
         """Ready the runtime environment; returns what it is (an interpreter, an image), or None."""

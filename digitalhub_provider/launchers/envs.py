@@ -2,8 +2,8 @@
 
 A function without requirements, on the interpreter's own Python version, runs
 in a subprocess of the current interpreter. Otherwise it runs in a virtualenv
-built once per (Python version, requirements) under the envs directory and
-reused. The runner goes in as a copy of this package's source plus its few
+built once per (Python version, requirements, build instructions) under the
+envs directory and reused. The runner goes in as a copy of this package's source plus its few
 dependencies: never Airflow. A file lock makes concurrent builds of the same
 environment wait for each other instead of corrupting it.
 """
@@ -83,9 +83,24 @@ def runner_source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def env_key(python_version: str, requirements: list[str]) -> str:
+def env_key(python_version: str, requirements: list[str], instructions: list[str] | None = None) -> str:
+    """The environment's folder name. Requirements are a set (pip resolves them together); build
+    instructions are steps, so their order is part of the key."""
     text = "\n".join([python_version, *sorted(r.strip() for r in requirements), *RUNNER_REQUIREMENTS])
+    if instructions:
+        text += "\n--instructions--\n" + "\n".join(instructions)
     return f"{python_version.lower()}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def built_environment(envs_dir: str | Path, key: str) -> str:
+    """The interpreter of an environment a build made (by its key), which must still be there."""
+    env_dir = Path(envs_dir) / key
+    if "/" in key or key in ("", ".", "..") or not (env_dir / ".complete").exists():
+        raise BackendError(
+            f"the environment {key!r} that built this function version is not in {envs_dir} (removed, or built "
+            "on another host): run the function's build action again"
+        )
+    return str(env_dir / "bin" / "python")
 
 
 @contextmanager
@@ -105,13 +120,17 @@ def ensure_environment(
     python_version: str,
     requirements: list[str] | None,
     log: Callable[[str], None] = print,
+    instructions: list[str] | None = None,
 ) -> str:
-    """Return the interpreter to run the runner with, building its environment if needed."""
+    """Return the interpreter to run the runner with, building its environment if needed.
+    ``instructions`` (a build's) are shell steps run in order inside the new environment, after its
+    requirements; the first that fails removes the environment and raises with its output."""
     requirements = [r for r in (requirements or []) if r.strip()]
+    instructions = [i for i in (instructions or []) if i.strip()]
     base = find_interpreter(python_version)
-    if not requirements and base == sys.executable:
+    if not requirements and not instructions and base == sys.executable:
         return sys.executable
-    env_dir = Path(envs_dir) / env_key(python_version, requirements)
+    env_dir = Path(envs_dir) / env_key(python_version, requirements, instructions)
     python = env_dir / "bin" / "python"
     with locked(env_dir.with_name(env_dir.name + ".lock")):
         if not (env_dir / ".complete").exists():
@@ -135,6 +154,8 @@ def ensure_environment(
                     ],
                     f"install the requirements {requirements}",
                 )
+                for number, line in enumerate(instructions, 1):
+                    _instruction(env_dir, number, line, log)
             except BaseException:
                 shutil.rmtree(env_dir, ignore_errors=True)  # no half-built environment stays behind
                 raise
@@ -160,6 +181,24 @@ def _install_runner(env_dir: Path, python: Path) -> None:
         check=True,
     ).stdout.strip()
     Path(site, "digitalhub_runner.pth").write_text(str(runner_dir) + "\n")
+
+
+def _instruction(env_dir: Path, number: int, line: str, log: Callable[[str], None]) -> None:
+    """One build instruction, as a Dockerfile's RUN line runs: ``/bin/sh -c``, here with the new
+    environment first on PATH (its ``python`` and ``pip``) and as the working directory."""
+    log(f"build instruction {number}: {line}")
+    env = {**os.environ, "PIP_NO_INPUT": "1", "VIRTUAL_ENV": str(env_dir)}
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTHONHOME", None)
+    res = subprocess.run(
+        ["/bin/sh", "-c", line], cwd=env_dir, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    output = "\n".join(part.strip() for part in (res.stdout, res.stderr) if part.strip())
+    for text in output.splitlines():
+        log(f"  {text}")
+    if res.returncode != 0:
+        tail = "\n".join(output.splitlines()[-10:])
+        raise BackendError(f"build instruction {number} failed (exit code {res.returncode}): {line}\n{tail}".rstrip())
 
 
 def _run(cmd: list[str], what: str) -> None:

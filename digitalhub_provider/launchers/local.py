@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -24,7 +25,14 @@ from digitalhub_provider.config import ENV_TEE_LOGS
 from digitalhub_provider.launchers.base import Handle, Launcher, log_path
 from digitalhub_provider.launchers.processes import group_alive, start_ticks
 from digitalhub_provider.runtimes.contract import RUNSPEC_FILE
-from digitalhub_provider.runtimes.registry import SERVE_ACTION, SERVE_REQUIREMENTS, environment_of, serves_here
+from digitalhub_provider.runtimes.registry import (
+    BUILD_ACTION,
+    LOCAL_IMAGE_SCHEME,
+    SERVE_ACTION,
+    SERVE_REQUIREMENTS,
+    environment_of,
+    serves_here,
+)
 
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
@@ -44,14 +52,29 @@ class LocalLauncher(Launcher):
         self.ready_timeout = ready_timeout  # seconds a service has to answer its readiness probe
 
     def prepare(self, fn: Executable, run: Run, ctx: Context) -> str:
-        """The interpreter of the function's environment (built once per requirements, then cached)."""
-        from digitalhub_provider.launchers.envs import ensure_environment  # loads on first use: venv, hashlib
+        """The interpreter of the function's environment (built once per requirements, then cached).
+        A build also runs its ``instructions`` and names the environment in :attr:`image`; a function
+        version a build made (``spec.image`` ``venv://{key}``) runs in that environment."""
+        from digitalhub_provider.launchers.envs import built_environment, ensure_environment  # venv, hashlib
 
         envs_dir = ctx.settings.envs_dir or str(Path(tempfile.gettempdir()) / "digitalhub-envs")
+        action = run.run_kind.action
+        image = str(fn.spec.get("image") or "")
+        if action != BUILD_ACTION and image.startswith(LOCAL_IMAGE_SCHEME):
+            self.python = built_environment(envs_dir, image.removeprefix(LOCAL_IMAGE_SCHEME))
+            return self.python
         python_version, requirements = environment_of(fn.kind, fn.spec)
-        if run.run_kind.action == SERVE_ACTION and (requirements or not serves_here(python_version)):
-            requirements = [*requirements, *SERVE_REQUIREMENTS]  # a service's server and handler types
-        self.python = ensure_environment(envs_dir, python_version, requirements, log=self.on_line or print)
+        if fn.kind == "python" and (
+            action == BUILD_ACTION or (action == SERVE_ACTION and (requirements or not serves_here(python_version)))
+        ):
+            # a service's server and handler types (a built environment serves too)
+            requirements = [*requirements, *SERVE_REQUIREMENTS]
+        instructions = list(run.spec.get("instructions") or []) if action == BUILD_ACTION else []
+        self.python = ensure_environment(
+            envs_dir, python_version, requirements, log=self.on_line or print, instructions=instructions
+        )
+        if action == BUILD_ACTION and self.python != sys.executable:
+            self.image = LOCAL_IMAGE_SCHEME + Path(self.python).parent.parent.name
         return self.python
 
     def start(self, spec: RunSpec, run: Run, ctx: Context) -> LocalProcess:

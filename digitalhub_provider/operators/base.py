@@ -157,9 +157,11 @@ class DigitalHubRunOperator(BaseOperator):
             pass
         else:
             # A DAG spec equal to the stored one was validated when it was saved (validation is
-            # idempotent): the usual rerun builds no spec model in the task process.
+            # idempotent): the usual rerun builds no spec model in the task process. The image a build
+            # recorded on the latest version is not the DAG's to undo: a DAG that names none runs on it.
+            stored = latest.spec if "image" in spec else {k: v for k, v in latest.spec.items() if k != "image"}
             if latest.kind == self.function_kind and (
-                latest.spec == spec or latest.spec == validate_spec(self.entity_type, self.function_kind, spec)
+                stored == spec or stored == validate_spec(self.entity_type, self.function_kind, spec)
             ):
                 return latest  # type: ignore[return-value]
         # A new version; building it validates the spec (a bad one is refused here).

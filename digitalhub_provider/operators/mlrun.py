@@ -36,6 +36,8 @@ class MlrunJobOperator(DigitalHubRunOperator):
         image: MLRun's own image, kept on the function and passed to MLRun (not the pod's).
         tag: MLRun's image tag.
         requirements: Extra pip packages for the mlrun environment.
+        instructions: ``build``: shell steps run in order inside the new environment, after its
+            requirements; the build records the environment on a new version of the function.
         **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
 
     Other Parameters:
@@ -44,7 +46,7 @@ class MlrunJobOperator(DigitalHubRunOperator):
         function_key (str | None): A function's key (``store://project/function/mlrun/name:id``):
             that version, instead of ``function``. Templated.
         action (str | None): ``"job"`` (default) or ``"build"`` (build the mlrun environment
-            ahead of time).
+            ahead of time, with ``instructions``; later runs of the function use it).
         inputs (dict[str, Any] | None): ``{mlrun argument: entity key}``: each dataitem, artifact
             or model is given to MLRun as a local file. Templated.
         parameters (dict[str, Any] | None): MLRun params, passed to the handler by name.
@@ -103,14 +105,20 @@ class MlrunJobOperator(DigitalHubRunOperator):
         image: str | None = None,
         tag: str | None = None,
         requirements: list[str] | None = None,
+        instructions: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.instructions = instructions
         self.source = source
         self.handler = handler
         self.image = image
         self.tag = tag
         self.requirements = requirements
+
+    def task_arguments(self) -> dict[str, Any]:
+        build = {"instructions": self.instructions} if self.instructions is not None else {}
+        return {**super().task_arguments(), **build}
 
     def has_source(self, spec: dict[str, Any]) -> bool:
         source = spec.get("source")

@@ -51,6 +51,9 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         replicas: ``serve``: the service's worker processes on the local launcher (default 1).
         service_type: ``serve``: ``ClusterIP``, ``NodePort`` or ``LoadBalancer`` (Kubernetes).
         service_name: ``serve``: the service's name (a DNS label).
+        instructions: ``build``: shell steps run in order inside the new environment, after its
+            requirements (a failing one fails the build with its output). The build records the
+            environment on a new version of the function (``spec.image``), on which later runs go.
         **kwargs: The arguments below, and ``BaseOperator``'s (``task_id``, ``retries``, ...).
 
     Other Parameters:
@@ -126,9 +129,11 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         replicas: int | None = None,
         service_type: str | None = None,
         service_name: str | None = None,
+        instructions: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.instructions = instructions
         self.replicas = replicas
         self.service_type = service_type
         self.service_name = service_name
@@ -145,7 +150,8 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
 
     def task_arguments(self) -> dict[str, Any]:
         serving = {"replicas": self.replicas, "service_type": self.service_type, "service_name": self.service_name}
-        return {**super().task_arguments(), **{k: v for k, v in serving.items() if v is not None}}
+        own = {**serving, "instructions": self.instructions}
+        return {**super().task_arguments(), **{k: v for k, v in own.items() if v is not None}}
 
     def function_spec(self) -> dict[str, Any]:
         spec = super().function_spec()

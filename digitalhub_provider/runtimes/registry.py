@@ -20,6 +20,8 @@ BUILD_ACTION = "build"
 SERVE_ACTION = "serve"
 # What a service's runner needs besides the runner's own requirements (the ``serve`` extra).
 SERVE_REQUIREMENTS = ["uvicorn>=0.30", "nuclio-sdk>=0.6"]
+# A function version's ``spec.image`` after a local build: the virtualenv it made, by its key.
+LOCAL_IMAGE_SCHEME = "venv://"
 SERVE_MODULES = ("uvicorn", "nuclio_sdk")
 
 MLRUN_PYTHON = "PYTHON3_11"

@@ -52,6 +52,7 @@ from digitalhub_provider.sdk.outcomes import (
 )
 from digitalhub_provider.sdk.runspecs import build_runspec, new_run, store_runspec
 from digitalhub_provider.states import UNFINISHED_STATES
+from digitalhub_provider.stores.crud import next_version
 from digitalhub_provider.stores.deletion import remove_files
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class RunController:
                 environment = launcher.prepare(fn, run, self.ctx)
                 if kind.action == BUILD_ACTION:
                     self.transition(run, State.BUILT)
-                    self._end(run, State.COMPLETED, f"environment ready: {environment}")
+                    self._built(fn, run, launcher.image, environment)
                     return None
                 self.transition(run, State.BUILT, environment, persist=not launcher.quick)
             if run.state == State.RUNNING.value:
@@ -242,6 +243,25 @@ class RunController:
             self._reload(run)
             return None
         return started
+
+    def _built(self, fn: Executable, run: Run, image: str | None, environment: str | None) -> Run:
+        """COMPLETED, and the function's next version runs on what the build made (``spec.image``),
+        saved in the same write: a build stopped meanwhile adds no version."""
+        if image is None:
+            return self._end(run, State.COMPLETED, f"environment ready: {environment}")
+        if fn.spec.get("image") == image:  # built before: this version runs on it already
+            return self._end(run, State.COMPLETED, f"built {image}: function version {fn.key}", results={
+                "image": image, "function": fn.key})  # fmt: skip
+        built = next_version(fn, image=image)
+        self.transition(
+            run, State.COMPLETED, f"built {image}: function version {built.key}", persist=False,
+            results={"image": image, "function": built.key},
+        )  # fmt: skip
+        try:
+            self._save(run, creates=[(built.ENTITY_TYPE, built.to_dict())])
+        except StateChangedError:
+            return self._lost_race(run, None)
+        return run
 
     def _from_cache(self, fn: Executable, run: Run) -> bool:
         """COMPLETED with an identical earlier run's outputs and results, when one may be reused

@@ -18,7 +18,7 @@ from digitalhub_provider.entities.specs import TASK_FIELDS, TASK_KINDS, plain_ru
 from digitalhub_provider.errors import EntityError, EntityNotFoundError
 from digitalhub_provider.launchers.k8s_spec import check_task_arguments
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RUNSPEC_FILE, RunSpec
-from digitalhub_provider.runtimes.registry import SERVE_ACTION, source_fields
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, SERVE_ACTION, source_fields
 from digitalhub_provider.sdk.cache import cache_policy, fingerprint
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.stores import crud
@@ -67,6 +67,13 @@ def new_run(
     }
     if serving and action != SERVE_ACTION:
         raise EntityError(f"{', '.join(sorted(serving))}: argument(s) of the serve action, not of {action}")
+    instructions = task_params.get("instructions")
+    if instructions is not None and action != BUILD_ACTION:
+        raise EntityError(f"instructions: an argument of the {BUILD_ACTION} action, not of {action}")
+    if instructions is not None and (
+        not isinstance(instructions, list) or not all(isinstance(i, str) and i.strip() for i in instructions)
+    ):
+        raise EntityError(f"instructions must be a list of shell command lines, got {instructions!r}")
     if action == SERVE_ACTION and task_params.get("replicas") is not None and task_params["replicas"] < 1:
         raise EntityError(f"replicas must be 1 or more for a service, got {task_params['replicas']}")
     unknown = sorted(set(task_params) - set(TASK_FIELDS))
@@ -102,7 +109,7 @@ def new_run(
     }
     policy = cache_policy(cache)
     if policy is not None:
-        if action in (SERVE_ACTION, "build"):
+        if action in (SERVE_ACTION, BUILD_ACTION):
             raise EntityError(f"cache applies to runs that compute outputs, not to the {action} action")
         run_spec["cache"] = {"key": fingerprint(fn, action, run_spec), **policy}
     rels = [

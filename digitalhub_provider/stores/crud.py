@@ -109,6 +109,17 @@ def create_entity(entity: E, ctx: Context | None = None) -> E:
     return entity
 
 
+def next_version(entity: E, **spec: Any) -> E:
+    """A copy of ``entity`` as its next version, its spec changed by ``spec`` (validated, not saved):
+    what a build records (the environment or image it made) for later runs of the function."""
+    copy = type(entity).from_dict(entity.to_dict(), entity._ctx)
+    copy.spec = validate_spec(entity.ENTITY_TYPE, entity.kind, {**entity.spec, **spec})
+    copy.id = new_id()
+    copy.metadata.version = copy.id
+    copy.metadata.created = copy.metadata.updated = now_iso()
+    return copy
+
+
 def update_entity(entity: E, ctx: Context | None = None) -> E:
     """Save changes: metadata in place, a changed spec as a new version."""
     c = _ctx(ctx)

@@ -244,7 +244,7 @@ def run_mlrun(
                 name=mlrun_name(str(spec.function.get("name") or "function")),
                 kind="job",
                 handler=func,
-                image=fn_spec.get("image") or DEFAULT_IMAGE,
+                image=_mlrun_image(fn_spec.get("image")),
                 tag=fn_spec.get("tag") or "",
             )
             try:
@@ -444,3 +444,10 @@ def _dataset_output(
         status={"state": State.CREATED.value, "rows": int(rows)},
     )
     return {"type": "dataitem", "entity": entity.to_dict()}
+
+
+def _mlrun_image(image: str | None) -> str:
+    """The image MLRun records: the function's own, unless it names the local environment a build made."""
+    from digitalhub_provider.runtimes.registry import LOCAL_IMAGE_SCHEME
+
+    return DEFAULT_IMAGE if not image or image.startswith(LOCAL_IMAGE_SCHEME) else image
