@@ -3,10 +3,12 @@ version that triggered a DAG run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import pandas as pd
 import pytest
 
 import digitalhub_provider as dh
@@ -162,3 +164,40 @@ def test_the_triggering_key_template_skips_the_aliases_and_takes_the_latest_vers
     context = {alias: events, asset: events}
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(triggering_key(WORLD_CITIES))
     assert template.render(triggering_asset_events=context) == "store://demo/dataitem/table/world-cities:v2"
+
+
+def test_an_asset_input_reads_the_latest_version_and_is_an_inlet(airflow_db: str) -> None:
+    """``inputs={"di": Asset(uri)}``: the task's inlets hold the Asset (Airflow's lineage shows it before
+    any run), and the run reads the entity's latest version, recorded by key on its spec."""
+    from tests.airflow_helpers import load_dag, task_states, xcoms
+
+    dh.log_dataitem(project="demo", name="world-cities", kind="table", data=pd.DataFrame({"n": [1]}))
+    latest = dh.log_dataitem(project="demo", name="world-cities", kind="table", data=pd.DataFrame({"n": [1, 2]}))
+    dag = load_dag("asset_input.py", Path(__file__).parent / "dags")
+    task = dag.get_task("count")
+    assert [i.uri for i in task.inlets] == ["s3://elsewhere/x", WORLD_CITIES]
+    dr = dag.test()
+    assert task_states(dr) == {"count": "success"}
+    summary = xcoms("asset_input", dr.run_id)[("count", "return_value")]
+    assert summary["results"] == {"output": 2}
+    assert dh.get_run(summary["run_key"]).spec["inputs"] == {"di": latest.key}
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "digitalhub://demo/dataitem/nothing-here",
+            "input 'di': digitalhub://demo/dataitem/nothing-here names no dataitem",
+        ),
+        ("digitalhub://demo/run/r1", "input 'di': 'digitalhub://demo/run/r1': 'run' is not one of dataitem"),
+    ],
+)
+def test_an_asset_input_that_names_no_entity_is_refused_before_any_run(uri: str, message: str) -> None:
+    from digitalhub_provider.errors import DigitalHubError
+
+    fn = dh.new_function(project="demo", name="count", kind="python", code="def count(di):\n    return 1\n",
+                         handler="count", python_version="PYTHON3_11")  # fmt: skip
+    with pytest.raises(DigitalHubError, match=re.escape(message)):
+        fn.run(inputs={"di": uri})
+    assert dh.list_runs("demo") == []

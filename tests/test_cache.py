@@ -135,3 +135,25 @@ def test_build_and_serve_are_not_cached() -> None:
         with pytest.raises(EntityError, match=f"cache applies to runs that compute outputs, not to the {action}"):
             fn.run(action=action, cache=True)
     assert dh.list_runs("demo") == []
+
+
+def test_concurrent_identical_runs_both_execute_and_neither_gives_a_half_written_output() -> None:
+    """Nothing is locked: two identical runs started at once (no earlier twin) both execute, each
+    registers its own complete output, and a later run reuses one of them."""
+    import threading
+
+    source, fn = _setup()
+    runs: list[Any] = []
+    threads = [threading.Thread(target=lambda: runs.append(_run(fn, source, cache=True))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.state for r in runs) == ["COMPLETED", "COMPLETED"], [r.status.message for r in runs]
+    keys = {r.status.get("outputs")["scaled"] for r in runs}
+    expected = pd.DataFrame({"v": [2, 4, 6]})
+    for run in runs:
+        pd.testing.assert_frame_equal(run.output("scaled").as_df(), expected)
+    later = _run(fn, source, cache=True)
+    assert later.status.get("cache")["hit"] is True and later.status.get("outputs")["scaled"] in keys
+    pd.testing.assert_frame_equal(later.output("scaled").as_df(), expected)

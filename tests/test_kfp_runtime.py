@@ -310,6 +310,46 @@ def test_a_failing_step_fails_the_workflow_naming_it_and_stops_later_steps(kfp_p
     assert dh.list_dataitems(PROJECT, name="parkings") == []
 
 
+CACHED_STEPS = """
+from digitalhub_provider.runtimes.kfp.dsl import pipeline_context
+
+def pipeline(url):
+    with pipeline_context() as pc:
+        d = pc.step(name="download", function="downloader-funct", inputs={"url": url}, outputs=["dataset"],
+                    cache=True)
+        pc.step(name="extract", function="extract-parkings", inputs={"di": d.output}, outputs=["parkings"],
+                cache={"max_age": 3600})
+"""
+
+
+def test_cached_steps_reuse_the_earlier_workflow_runs_steps(kfp_python: str) -> None:
+    """KFP steps with ``cache``: the second workflow run's steps reuse the first one's (their runs say
+    ``cached_from`` the earlier step runs), so the dataitems get no new version; the workflow's own
+    results are the same."""
+    source = setup_parkings()
+    workflow = dh.new_workflow(project=PROJECT, name="cached", kind="kfp", code=CACHED_STEPS, handler="pipeline")
+    first = workflow.run(inputs={"url": source.key}, on_log=lambda line: None)
+    assert first.state == "COMPLETED", first.status.message
+    second = workflow.run(inputs={"url": source.key}, on_log=lambda line: None)
+    assert second.state == "COMPLETED", second.status.message
+    for step in ("download", "extract"):
+        earlier = dh.get_run(first.results()["steps"][step]["run_key"])
+        reused = dh.get_run(second.results()["steps"][step]["run_key"])
+        assert earlier.status.get("cache", {}).get("hit") is False, earlier.status.get("cache")
+        assert reused.status.get("cache", {}).get("hit") is True, reused.status.get("cache")
+        assert {"type": "cached_from", "dest": earlier.key} in relationships(reused)
+        assert reused.status.get("outputs") == earlier.status.get("outputs")
+    assert second.outputs(as_key=True) == first.outputs(as_key=True)
+    assert len(dh.list_dataitems(PROJECT, name="parkings", all_versions=True)) == 1
+
+
+def test_a_step_cache_that_is_not_a_policy_is_refused_when_recorded() -> None:
+    from digitalhub_provider.runtimes.kfp.dsl import PipelineError, pipeline_context
+
+    with pipeline_context() as pc, pytest.raises(PipelineError, match="step 'd': cache must be True, False or"):
+        pc.step(name="d", function="f", cache="yes")
+
+
 FLOW = """
 from digitalhub_provider.runtimes.kfp.dsl import pipeline_context
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from digitalhub_provider.assets import OUTPUTS_ALIAS
 from digitalhub_provider.links.run import DigitalHubRunLink, RunLinks
@@ -77,6 +77,12 @@ class DigitalHubRunOperator(BaseOperator):
         given = kwargs.get("outlets")
         outlets = list(given) if isinstance(given, (list, tuple)) else ([given] if given is not None else [])
         kwargs["outlets"] = [*outlets, AssetAlias(OUTPUTS_ALIAS)]
+        # Inputs given as Assets (each run reads the latest version) are the task's inlets too.
+        declared = kwargs.get("inlets")
+        inlets = list(declared) if isinstance(declared, (list, tuple)) else ([declared] if declared is not None else [])
+        asset_inputs = [v for v in inputs.values() if isinstance(v, Asset)] if isinstance(inputs, dict) else []
+        if asset_inputs:
+            kwargs["inlets"] = [*inlets, *(a for a in asset_inputs if a not in inlets)]
         if backoff_limit is not None and "retries" not in kwargs:
             # DigitalHub's backoff_limit is Airflow's retries, with exponential backoff.
             kwargs["retries"] = backoff_limit

@@ -75,7 +75,8 @@ class KfpPipelineOperator(DigitalHubRunOperator):
         project (str): The DigitalHub project of the workflow and of its runs. Templated.
         function (str | None): The workflow's name (same as ``workflow``). Templated.
         function_key (str | None): A workflow's key (same as ``workflow_key``). Templated.
-        inputs (dict[str, Any] | None): ``{pipeline argument: entity key}``. Templated.
+        inputs (dict[str, Any] | None): ``{pipeline argument: entity key}``. Templated. An
+            ``Asset("digitalhub://...")`` gives the entity's latest version and is an inlet.
         parameters (dict[str, Any] | None): The pipeline's other arguments, by name. Templated.
         outputs (list[str] | dict[str, str] | None): Kept on the run's spec; the workflow run's
             outputs are its steps' (``"{step}.{name}"``).

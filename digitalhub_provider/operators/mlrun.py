@@ -48,7 +48,8 @@ class MlrunJobOperator(DigitalHubRunOperator):
         action (str | None): ``"job"`` (default) or ``"build"`` (build the mlrun environment
             ahead of time, with ``instructions``; later runs of the function use it).
         inputs (dict[str, Any] | None): ``{mlrun argument: entity key}``: each dataitem, artifact
-            or model is given to MLRun as a local file. Templated.
+            or model is given to MLRun as a local file. Templated. An ``Asset("digitalhub://...")``
+            gives the entity's latest version and is one of the task's inlets.
         parameters (dict[str, Any] | None): MLRun params, passed to the handler by name.
             Templated.
         outputs (list[str] | dict[str, str] | None): ``{"mlrun artifact key": "our name"}``

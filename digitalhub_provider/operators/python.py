@@ -65,6 +65,8 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
             ahead of time) or ``"serve"`` (the handler as an HTTP service, see above).
         inputs (dict[str, Any] | None): ``{argument: entity key}``: dataitems, artifacts and models
             given to the handler as objects (an upstream task's ``output["name"]`` fits). Templated.
+            An ``Asset("digitalhub://...")`` instead of a key gives the entity's latest version, and
+            the Asset becomes one of the task's inlets.
         parameters (dict[str, Any] | None): Values given to the handler by name. Templated.
         outputs (list[str] | dict[str, str] | None): Names for the handler's return values (a
             list, when the handler does not name them with ``@handler(outputs=...)``), or

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from digitalhub_provider.assets import SCHEME as ASSET_SCHEME
+from digitalhub_provider.assets import parse_asset_uri
 from digitalhub_provider.entities import ENTITY_CLASSES, Entity, Run, RunKind, State, Task
 from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.entities.keys import function_ref, is_key, parse_key, validate_name
@@ -186,9 +188,15 @@ def check_outputs(outputs: Any) -> None:
 
 
 def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
-    key = ref.key if isinstance(ref, Entity) else ref
+    """The entity an input names: an entity, its key (that version), or its Asset (an Airflow
+    ``Asset`` or its ``digitalhub://`` URI: the latest version, recorded as its key on the run)."""
+    key = ref.key if isinstance(ref, Entity) else getattr(ref, "uri", ref)
+    if isinstance(key, str) and key.startswith(f"{ASSET_SCHEME}://"):
+        return _latest_of_asset(name, key, ctx)
     if not is_key(key):
-        raise EntityError(f"input {name!r} must be an entity key (store://...), got {key!r}")
+        raise EntityError(
+            f"input {name!r} must be an entity key (store://...) or a {ASSET_SCHEME}:// asset, got {key!r}"
+        )
     parsed = parse_key(key)
     if parsed.entity_type not in INPUT_TYPES:
         raise EntityError(f"input {name!r} is a {parsed.entity_type}: inputs must be dataitems, artifacts or models")
@@ -196,6 +204,17 @@ def resolve_input(name: str, ref: Any, project: str, ctx: Context) -> Entity:
         return crud.get_entity(ENTITY_CLASSES[parsed.entity_type], key, ctx=ctx)
     except EntityNotFoundError:
         raise EntityNotFoundError(f"input {name!r}: {key} not found") from None
+
+
+def _latest_of_asset(name: str, uri: str, ctx: Context) -> Entity:
+    try:
+        project, entity_type, entity_name = parse_asset_uri(uri)
+    except ValueError as exc:
+        raise EntityError(f"input {name!r}: {exc}") from None
+    try:
+        return crud.get_entity(ENTITY_CLASSES[entity_type], entity_name, project=project, ctx=ctx)
+    except EntityNotFoundError:
+        raise EntityNotFoundError(f"input {name!r}: {uri} names no {entity_type} (none of that name yet)") from None
 
 
 def _ensure_task(fn: Executable, kind: str, spec: dict[str, Any], ctx: Context) -> Task:

@@ -102,7 +102,8 @@ def execute(spec: dict[str, Any], refs: dict[str, Any], ctx: Any, current: dict[
     run = controller.create(
         fn, action=spec["action"], inputs=inputs, parameters=parameters, outputs=spec.get("outputs") or None,
         values=spec.get("values") or None, local_execution=True, labels=labels,
-        relationships=[{"type": "step_of", "dest": workflow["run_key"]}], **(spec.get("task") or {}),
+        relationships=[{"type": "step_of", "dest": workflow["run_key"]}], cache=spec.get("cache"),
+        **(spec.get("task") or {}),
     )  # fmt: skip
     current["run"] = run
     print(f"step {spec['name']!r}: run {run.key} of {fn.key} ({spec['action']})", flush=True)

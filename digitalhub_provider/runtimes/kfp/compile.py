@@ -128,6 +128,7 @@ def plan_components(
             "outputs": dict(step.output_map),
             "values": list(step.values),
             "task": dict(step.task),
+            "cache": step.cache,
             **description,
             "exposed": [list(e) for e in plan.exposed],
             "workflow": workflow,

@@ -161,6 +161,7 @@ class Step:
     function_id: str | None = None
     task: dict[str, Any] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)  # explicit ordering (``after``)
+    cache: bool | dict[str, Any] | None = None  # the step run's ``cache`` (see sdk/cache.py)
 
     @property
     def outputs(self) -> StepOutputs:
@@ -218,6 +219,7 @@ class Step:
             "values": list(self.values),
             "task": dict(self.task),
             "depends_on": list(self.depends_on),
+            **({"cache": self.cache} if self.cache not in (None, False) else {}),
         }
 
     @classmethod
@@ -233,6 +235,7 @@ class Step:
             values=list(data.get("values") or []),
             task=dict(data.get("task") or {}),
             depends_on=list(data.get("depends_on") or []),
+            cache=data.get("cache"),
         )
 
 
@@ -252,9 +255,12 @@ class PipelineContext:
         parameters: dict[str, Any] | None = None,
         values: list[str] | None = None,
         function_id: str | None = None,
+        cache: bool | dict[str, Any] | None = None,
         **task: Any,
     ) -> Step:
-        """Add a step that runs ``function`` (a name, ``name:id`` or a key) with ``action``."""
+        """Add a step that runs ``function`` (a name, ``name:id`` or a key) with ``action``. ``cache``
+        (True, or ``{"max_age": seconds}``) lets the step's run reuse an identical earlier run's outcome,
+        as ``function.run(cache=...)`` does: KFP's own step caching is off for DigitalHub steps."""
         if not isinstance(name, str) or not STEP_NAME_RE.match(name):
             raise PipelineError(
                 f"invalid step name {name!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -267,8 +273,8 @@ class PipelineContext:
         if unknown:
             raise PipelineError(
                 f"step {name!r}: unknown argument(s) {', '.join(map(repr, unknown))} "
-                f"(a step takes name, function, function_id, action, inputs, outputs, parameters, values "
-                f"and the task arguments {', '.join(TASK_ARGUMENTS)})"
+                f"(a step takes name, function, function_id, action, inputs, outputs, parameters, values, "
+                f"cache and the task arguments {', '.join(TASK_ARGUMENTS)})"
             )
         if not function or not isinstance(function, str):
             raise PipelineError(f"step {name!r}: name the function to run (function='my-function')")
@@ -288,6 +294,8 @@ class PipelineContext:
             output_map = {}
         else:
             raise PipelineError(f"step {name!r}: outputs must be a dictionary or a list, got {type(outputs).__name__}")
+        if cache is not None and not isinstance(cache, (bool, dict)):  # the step's run checks a dict's policy
+            raise PipelineError(f"step {name!r}: cache must be True, False or {{'max_age': seconds}}, got {cache!r}")
         value_names = [str(v) for v in (values or [])]
         exposed = [*output_map.values(), *value_names]
         for out in exposed:
@@ -306,6 +314,7 @@ class PipelineContext:
             output_map=output_map,
             values=value_names,
             task={k: v for k, v in task.items() if v is not None},
+            cache=cache,
         )
         self.steps.append(step)
         return step
