@@ -44,6 +44,7 @@ FIGURES = {
     "P9": ("bench.p9_console", "the console's runs page with many runs, in headless Chromium"),
     "P10": ("bench.p10_celery", "mapped tasks on the CeleryExecutor, two workers and one"),
     "P11": ("bench.p11_cache", "a run reused from the cache against the same run executed"),
+    "P12": ("bench.p12_asset_latency", "a producer task's end to the start of the DAG run its Asset triggers"),
 }
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 

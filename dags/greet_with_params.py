@@ -1,4 +1,8 @@
-"""Triggered from the UI (or the REST API): the trigger form's Params feed the run's parameters."""
+"""Triggered from the UI (or the REST API): the trigger form's Params feed the run's parameters.
+
+``cache=True``: a trigger with the same Params as an earlier one reuses that run's results
+(the new run is recorded COMPLETED, ``cached_from`` the earlier one) instead of executing.
+"""
 
 from __future__ import annotations
 
@@ -28,4 +32,5 @@ with DAG(
         handler="greet",
         python_version="PYTHON3_11",
         parameters={"name": "{{ params.name }}", "times": "{{ params.times }}", "shout": "{{ params.shout }}"},
+        cache=True,
     )

@@ -132,6 +132,12 @@ def test_scheduler_runs_the_example_dags_triggered_through_the_rest_api(
         greet = dh.get_run(af.xcom("greet_with_params", greet_run_id, "greet", "return_value")["run_key"])
         assert greet.results()["greeting"] == "HELLO, ADA! HELLO, ADA!"
         assert greet.spec["parameters"] == {"name": "Ada", "times": 2, "shout": True}
+        # the same Params again: the cached example reuses that run (same XCom, no runner)
+        again_run_id = run_to_success(af, "greet_with_params", {"name": "Ada", "times": 2, "shout": True})
+        again = dh.get_run(af.xcom("greet_with_params", again_run_id, "greet", "return_value")["run_key"])
+        assert again.id != greet.id and again.status.get("cache") == {"hit": True, "from": greet.key}
+        assert ("cached_from", greet.key) in {(r.type, r.dest) for r in again.metadata.relationships}
+        assert af.xcom("greet_with_params", again_run_id, "greet", "greeting") == "HELLO, ADA! HELLO, ADA!"
 
         # a service set up by one task, called by the next, torn down by the last
         af.wait_dag("serve_scoring")
