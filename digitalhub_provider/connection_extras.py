@@ -147,6 +147,10 @@ class ConnectionExtras:
     startup_timeout_seconds: int | None = None
     gpu_resource: str | None = None
     pod_operator_kwargs: dict[str, Any] = field(default_factory=dict)
+    # image builds on Kubernetes (the build action, a Kaniko pod)
+    registry: str | None = None
+    registry_secret: str | None = None
+    kaniko_image: str | None = None
 
     @classmethod
     def from_dict(cls, extra: Any, conn_id: str | None = None) -> ConnectionExtras:

@@ -10,6 +10,7 @@ failed adds OpenLineage's error message facet, with its traceback.
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,13 +27,34 @@ FACET_SCHEMA = "https://scc-digitalhub.github.io/airflow-provider-digitalhub/ope
 
 def operator_lineage(run: Run | None, ctx: Context | None, failed: bool = False) -> Any:
     """The ``OperatorLineage`` of ``run`` (empty when the task made no run)."""
-    from airflow.providers.common.compat.openlineage.facet import ErrorMessageRunFacet, RunFacet
+    from airflow.providers.common.compat.openlineage.facet import ErrorMessageRunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from digitalhub_provider.entities import State
 
     if run is None or ctx is None:
         return OperatorLineage()
+
+    status = run.status
+    facets: dict[str, Any] = {
+        RUN_FACET: run_facet_class()(runKey=run.key, state=run.state, message=status.get("message"))
+    }
+    if failed or run.state in (State.ERROR.value, State.STOPPED.value):
+        facets["errorMessage"] = ErrorMessageRunFacet(
+            message=str(status.get("message") or f"the run ended {run.state}"),
+            programmingLanguage="python",
+            stackTrace=status.get("traceback"),
+        )
+    inputs = [d for key in (run.spec.get("inputs") or {}).values() if (d := _dataset(key, ctx, "input")) is not None]
+    outputs = [d for key in (status.get("outputs") or {}).values() if (d := _dataset(key, ctx, "output")) is not None]
+    return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=facets)
+
+
+@functools.cache
+def run_facet_class() -> type:
+    """The ``digitalhubRun`` facet's class, made once: OpenLineage's base class is imported only when
+    its provider asks for lineage."""
+    from airflow.providers.common.compat.openlineage.facet import RunFacet
 
     @define
     class DigitalHubRunFacet(RunFacet):
@@ -46,19 +68,7 @@ def operator_lineage(run: Run | None, ctx: Context | None, failed: bool = False)
         def _get_schema() -> str:
             return FACET_SCHEMA
 
-    status = run.status
-    facets: dict[str, Any] = {
-        RUN_FACET: DigitalHubRunFacet(runKey=run.key, state=run.state, message=status.get("message"))
-    }
-    if failed or run.state in (State.ERROR.value, State.STOPPED.value):
-        facets["errorMessage"] = ErrorMessageRunFacet(
-            message=str(status.get("message") or f"the run ended {run.state}"),
-            programmingLanguage="python",
-            stackTrace=status.get("traceback"),
-        )
-    inputs = [d for key in (run.spec.get("inputs") or {}).values() if (d := _dataset(key, ctx, "input")) is not None]
-    outputs = [d for key in (status.get("outputs") or {}).values() if (d := _dataset(key, ctx, "output")) is not None]
-    return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=facets)
+    return DigitalHubRunFacet
 
 
 def namespace_and_name(path: str) -> tuple[str, str] | None:
@@ -72,7 +82,7 @@ def namespace_and_name(path: str) -> tuple[str, str] | None:
 
 
 def _dataset(key: str, ctx: Context, kind: str) -> Any:
-    from airflow.providers.common.compat.openlineage.facet import Dataset, InputDataset, OutputDataset
+    from airflow.providers.common.compat.openlineage.facet import InputDataset, OutputDataset
 
     try:
         entity = ctx.crud.get_entity_by_key(key, ctx=ctx)
@@ -89,10 +99,7 @@ def _dataset(key: str, ctx: Context, kind: str) -> Any:
 
         facets["schema"] = SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])
     cls = InputDataset if kind == "input" else OutputDataset
-    try:
-        return cls(namespace=named[0], name=named[1], facets=facets)
-    except TypeError:  # an older openlineage client: plain datasets
-        return Dataset(namespace=named[0], name=named[1], facets=facets)
+    return cls(namespace=named[0], name=named[1], facets=facets)
 
 
 def _schema(entity: Any, ctx: Context) -> list[tuple[str, str]]:

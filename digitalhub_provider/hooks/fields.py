@@ -156,6 +156,23 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "DIGITALHUB_MLRUN_TOKEN (those this connection sets). Empty: none; pods then get no credentials, and a "
         "connection holding some is an error on Kubernetes.",
     ),
+    "registry": _field(
+        KUBERNETES,
+        "Registry for built images",
+        "Where the build action on Kubernetes pushes a function's image, as {registry}/{project}-{function}:"
+        "{version}, e.g. registry.example/digitalhub. Empty: builds on Kubernetes are refused.",
+    ),
+    "registry_secret": _field(
+        KUBERNETES,
+        "Docker-config secret for the registry",
+        "A kubernetes.io/dockerconfigjson secret in the namespace, mounted into the Kaniko pod for the push. "
+        "Empty: Kaniko pushes without credentials.",
+    ),
+    "kaniko_image": _field(
+        KUBERNETES,
+        "Kaniko executor image",
+        "The image of the build pods. Empty: gcr.io/kaniko-project/executor:v1.23.2.",
+    ),
     "profiles": _field(
         KUBERNETES,
         "Pod profiles (JSON object)",

@@ -22,6 +22,8 @@ SERVE_ACTION = "serve"
 SERVE_REQUIREMENTS = ["uvicorn>=0.30", "nuclio-sdk>=0.6"]
 # A function version's ``spec.image`` after a local build: the virtualenv it made, by its key.
 LOCAL_IMAGE_SCHEME = "venv://"
+# Where an image build's context goes, in the run's folder on the data store (Kaniko reads it there).
+BUILD_CONTEXT_FOLDER = "build/"
 SERVE_MODULES = ("uvicorn", "nuclio_sdk")
 
 MLRUN_PYTHON = "PYTHON3_11"
