@@ -459,12 +459,21 @@ def test_a_run_the_reconciler_finished_while_its_task_was_deferred_ends_the_task
     assert k8s.created_count == 1
 
 
-def test_a_service_on_kubernetes_is_refused_clearly_and_creates_no_pod(k8s: StandinK8s, k8s_conn: dict) -> None:
-    from airflow.sdk.exceptions import AirflowException
+def test_a_service_on_kubernetes_is_a_deployment_and_a_service_not_a_pod(k8s: StandinK8s, k8s_conn: dict) -> None:
+    """The serve action does not go through KubernetesPodOperator (its pods end): a Deployment's pod
+    serves, behind a Service (end to end: tests/test_kubernetes_serve.py)."""
+    from digitalhub_provider.entities import State
+    from digitalhub_provider.errors import EntityError
+    from digitalhub_provider.launchers.kubernetes import pod_manifest_for_run
 
     code = "def echo(context, event):\n    return event.body\n"
-    op = _op(task_id="svc", code=code, handler="echo", action="serve")
-    with pytest.raises(AirflowException, match="the serve action runs on the local launcher only"):
-        op.execute(_context("svc"))
-    assert [r.status.state for r in dh.list_runs("demo")] == ["ERROR"]
-    assert k8s.created_count == 0
+    summary = _op(task_id="svc", code=code, handler="echo", action="serve").execute(_context("svc"))
+    run = dh.get_run(summary["run_key"])
+    assert run.status.state == State.RUNNING.value and summary["service"]["url"].endswith(".dh.svc.cluster.local:8080/")
+    assert [d["kind"] for d in k8s.deployment_history] == ["Deployment"] and len(k8s.service_history) == 1
+    assert k8s.created_count == 1 and all(p.owner is not None for p in k8s.history)  # the Deployment's pod only
+    with pytest.raises(EntityError, match="the serve action runs on Kubernetes as a Deployment and a Service"):
+        pod_manifest_for_run(run, dh.get_function("svc", project="demo"), run.ctx, None)  # type: ignore[arg-type]
+    run.stop()
+    assert k8s.wait_for(lambda: not k8s.deployments and not k8s.services and not k8s.pods, timeout=60)
+    assert dh.get_run(run.key).status.state == State.STOPPED.value

@@ -170,10 +170,8 @@ def check_task_arguments(task: dict[str, Any]) -> None:
     secret_refs(task.get("secrets"))
 
 
-def pod_manifest(
+def pod_template(
     *,
-    name: str,
-    namespace: str,
     image: str | None,
     command: list[str],
     args: list[str],
@@ -185,8 +183,10 @@ def pod_manifest(
     profiles: dict[str, Any] | None = None,
     run_as_root: bool = False,
     gpu_resource: str = "nvidia.com/gpu",
+    restart_policy: str = "Never",
 ) -> dict[str, Any]:
-    """The whole pod, validated. ``task`` holds the DigitalHub task arguments."""
+    """A pod's ``metadata`` (labels, annotations) and ``spec``, validated: what a job's pod and a
+    service's Deployment template share. ``task`` holds the DigitalHub task arguments."""
     if not image:
         raise EntityError(
             "no image for the pod: set the function's image or base_image, or default_image in the connection"
@@ -203,7 +203,7 @@ def pod_manifest(
         "resources": resources(task.get("resources"), gpu_resource),
         "volumeMounts": mounts,
     }
-    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": pod_volumes}
+    spec: dict[str, Any] = {"restartPolicy": restart_policy, "containers": [container], "volumes": pod_volumes}
     if not run_as_root:
         spec["securityContext"] = dict(POD_SECURITY)
         container["securityContext"] = copy.deepcopy(CONTAINER_SECURITY)
@@ -219,9 +219,14 @@ def pod_manifest(
     if task.get("tolerations"):
         spec["tolerations"] = camelize(task["tolerations"])
     metadata = {
-        "name": name,
-        "namespace": _check_name(namespace, "namespace"),
         "labels": {**labels, **(task.get("labels") or {})},
         "annotations": {**annotations, **(task.get("annotations") or {})},
     }
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+    return {"metadata": metadata, "spec": spec}
+
+
+def pod_manifest(*, name: str, namespace: str, **template: Any) -> dict[str, Any]:
+    """The whole pod, validated (``template``: :func:`pod_template`'s arguments)."""
+    pod = pod_template(**template)
+    metadata = {"name": name, "namespace": _check_name(namespace, "namespace"), **pod["metadata"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod["spec"]}

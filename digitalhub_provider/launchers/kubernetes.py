@@ -11,6 +11,8 @@ nested-operator safeguard.
 The pod runs ``python -m digitalhub_provider.runtimes <RunSpec URL>``; the
 RunResult comes back through the data store (S3), so no exec into the pod is
 needed. Credentials reach the pod only as references to a Kubernetes secret.
+A service (the serve action) is no pod that ends: it is a Deployment and a Service
+(:mod:`.kubernetes_service`), from the same pod template (:func:`.k8s_spec.pod_template`).
 """
 
 from __future__ import annotations
@@ -208,10 +210,10 @@ def pod_manifest_for_run(
             f"(images/{fn.kind}/Dockerfile; building images with Kaniko is not supported yet): run the "
             f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
         )
-    if run.run_kind.action == SERVE_ACTION:
+    if run.run_kind.action == SERVE_ACTION:  # a service does not end: it is no pod for KubernetesPodOperator
         raise EntityError(
-            f"the {SERVE_ACTION} action runs on the local launcher only (a Deployment and a Service on Kubernetes "
-            "are not supported yet): run it with local_execution=True"
+            f"the {SERVE_ACTION} action runs on Kubernetes as a Deployment and a Service "
+            "(launchers.kubernetes_service.KubernetesServiceLauncher), not as a pod"
         )
     url = ctx.run_url(run.id, RUNSPEC_FILE)
     return run_manifest(run, fn, url, ctx.settings, k8s, run_as_root=run_as_root, runspec=runspec)

@@ -300,12 +300,19 @@ class DigitalHubRunOperator(BaseOperator):
         context: AirflowContext,
         event: dict[str, Any] | None = None,
     ) -> Launcher:
-        """Kubernetes (a pod through KubernetesPodOperator), in this interpreter (see
-        :meth:`runs_in_process`), or a local subprocess."""
+        """Kubernetes (a pod through KubernetesPodOperator; a service as a Deployment and a Service),
+        in this interpreter (see :meth:`runs_in_process`), or a local subprocess."""
         if self._kubernetes:
             from digitalhub_provider.launchers.kubernetes import KubernetesLauncher, KubernetesSettings
+            from digitalhub_provider.launchers.pod_evidence import PodEvidence
+            from digitalhub_provider.runtimes.registry import SERVE_ACTION
 
             k8s = KubernetesSettings.from_extras(hook.connection_extras)
+            self._cluster = PodEvidence(k8s)  # what on_kill deletes a service's objects through
+            if run.run_kind.action == SERVE_ACTION:
+                from digitalhub_provider.launchers.kubernetes_service import KubernetesServiceLauncher
+
+                return KubernetesServiceLauncher(k8s, run_as_root=self.run_as_root)
             return KubernetesLauncher(self.task_id, k8s, context, self.deferrable, self.run_as_root, event)
         if self.runs_in_process(fn, run, hook):
             from digitalhub_provider.launchers.in_process import InProcessLauncher
@@ -353,6 +360,9 @@ class DigitalHubRunOperator(BaseOperator):
             self._proc = started.handle
             if run.run_kind.action == SERVE_ACTION and started.handle.poll() is None:
                 controller.release(run)  # ready: it serves on after this task, until stopped
+                if self._kubernetes:
+                    # Nobody follows a Deployment: the reconciler judges it by the cluster alone.
+                    return controller.record(run, follower=None)
                 # reaped by this process if it ends while this process lives (dag.test() runs on)
                 threading.Thread(target=started.handle.wait, name=f"dh-reap-{run.id}", daemon=True).start()
                 return run
@@ -466,7 +476,9 @@ class DigitalHubRunOperator(BaseOperator):
         from digitalhub_provider.sdk.controller import RunController
 
         if self._run is not None and self._ctx is not None:
-            RunController(self._ctx, caller="the Airflow task").stop(self._run)
+            # The cluster too: a service being readied has no status yet to find its objects by.
+            pods = getattr(self, "_cluster", None)
+            RunController(self._ctx, caller="the Airflow task", pods=pods).stop(self._run)
         elif self._proc is not None:
             self._proc.kill()
 

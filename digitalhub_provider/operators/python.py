@@ -48,7 +48,8 @@ class PythonRuntimeOperator(DigitalHubRunOperator):
         image: The pod's image on Kubernetes.
         base_image: The pod's image on Kubernetes when ``image`` is not set.
         requirements: pip requirements, installed in a cached virtualenv for the function.
-        replicas: ``serve``: the service's worker processes on the local launcher (default 1).
+        replicas: ``serve``: the service's worker processes on the local launcher, its pods on
+            Kubernetes (default 1).
         service_type: ``serve``: ``ClusterIP``, ``NodePort`` or ``LoadBalancer`` (Kubernetes).
         service_name: ``serve``: the service's name (a DNS label).
         instructions: ``build``: shell steps run in order inside the new environment, after its

@@ -21,7 +21,8 @@ class DigitalHubStopRunOperator(BaseOperator):
 
     A local service's process is killed from the machine it runs on; a stop that runs on another
     worker marks the run STOPPED, and the service, which reads its run's state every few seconds,
-    ends itself.
+    ends itself. A service on Kubernetes has its Deployment and Service deleted, on the cluster the
+    run recorded.
 
     Args:
         run_key: the run's key (``store://project/run/kind/id``). Templated.
@@ -62,5 +63,8 @@ class DigitalHubStopRunOperator(BaseOperator):
         running = before == State.RUNNING.value
         if running and run.status.get("launcher") == "local" and host and host != socket.gethostname():
             self.log.info("run %s STOPPED; its service on %s ends itself when it reads so", run.key, host)
+        elif running and run.status.get("deployment"):
+            where = f"{run.status.get('namespace')}/{run.status.get('deployment')}"
+            self.log.info("run %s STOPPED; its Deployment and Service %s deleted", run.key, where)
         self.log.info("DigitalHub run %s: %s -> %s", run.key, before, run.state)
         return {"run_key": run.key, "state": run.state, "was": before}

@@ -24,6 +24,13 @@ LOG_FILE = "logs.txt"
 WRITING_FILE = "writing.json"
 # A service's runner answers 200 here once its init function returned: the launchers' readiness probe.
 SERVICE_READY_PATH = "/.digitalhub/ready"
+# The port a service's runner listens on in a pod by default (its Deployment's containerPort).
+POD_SERVICE_PORT = 8080
+# Set, a service's runner is in a container: it listens on every interface at this port with one
+# worker (the platform's replicas are the concurrency), whatever the RunSpec's local address says.
+# The Kubernetes launcher sets it to the containerPort; the tests' stand-in API server to the local
+# port it publishes that containerPort on.
+ENV_SERVICE_PORT = "DIGITALHUB_SERVICE_PORT"
 
 
 def is_interrupt(exc: BaseException) -> bool:

@@ -39,7 +39,7 @@ from digitalhub_provider.entities.executable import Executable
 from digitalhub_provider.errors import DigitalHubError, IllegalTransitionError, StateChangedError
 from digitalhub_provider.launchers import processes
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
-from digitalhub_provider.runtimes.registry import BUILD_ACTION, RUNNERS, SERVE_ACTION
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, BUILD_CONTEXT_FOLDER, RUNNERS, SERVE_ACTION
 from digitalhub_provider.sdk.cache import find_hit
 from digitalhub_provider.sdk.context import Context
 from digitalhub_provider.sdk.outcomes import (
@@ -105,6 +105,9 @@ class PodEvidence(Protocol):
     def remove_ended(self, run: Run) -> None:
         """Delete the ended pods of ``run``, as its follower would have (KubernetesPodOperator's delete_pod)."""
 
+    def remove_service(self, run: Run) -> None:
+        """Delete the Deployment and the Service of a service's run (the serve action on Kubernetes)."""
+
 
 class RunController:
     """``caller`` names who waits, in the message of a run its interrupt ended ("the Airflow task").
@@ -163,6 +166,8 @@ class RunController:
     def _end(self, run: Run, state: State, message: str, result: RunResult | None = None, **fields: Any) -> Run:
         """A final state; when another process ended the run first, its outcome stands (and what this
         attempt wrote is removed, unless that process completed the run from the same RunResult)."""
+        if State(run.state).final:  # ended by another thread of this process (a stop from on_kill)
+            return self._lost_race(run, result)
         try:
             return self.transition(run, state, message, **fields)
         except StateChangedError:
@@ -359,7 +364,13 @@ class RunController:
         self._outcome(run, exit_code, message, lost, state)
         if run.state != State.COMPLETED.value:
             delete_journaled(self.ctx, run)
+        self._drop_build_context(run)
         return run
+
+    def _drop_build_context(self, run: Run) -> None:
+        """An ended image build's context (what Kaniko read, or never will) leaves the data store."""
+        if run.run_kind.action == BUILD_ACTION and run.spec.get("local_execution") is False:
+            remove_files(self.ctx, [self.ctx.run_url(run.id, BUILD_CONTEXT_FOLDER)])
 
     def _outcome(self, run: Run, exit_code: int | None, message: str | None, lost: str | None, state: State) -> Run:
         self._unregister(run)
@@ -394,6 +405,12 @@ class RunController:
             return self._end(run, State.ERROR, result.message or "the run failed", result, traceback=result.traceback)
         return self._complete(run, result)
 
+    def _function_of(self, run: Run) -> Executable:
+        from digitalhub_provider.entities import Function
+        from digitalhub_provider.stores import crud
+
+        return crud.get_entity(Function, str(run.spec["function"]), ctx=self.ctx)
+
     def _reload_state(self, run: Run) -> str:
         """The stored state; the stored status replaces this object's when the run ended elsewhere."""
         stored = self.ctx.metadata.get(run.project, "run", run.id)
@@ -406,6 +423,11 @@ class RunController:
         try:
             creates, output_keys = registrations(run, result)
             results, stored = store_large_results(self.ctx, run, result.results)
+            if run.run_kind.action == BUILD_ACTION and result.results.get("image"):
+                # an image build's runner (Kaniko's pod): the function's next version runs on its image
+                built = next_version(self._function_of(run), image=str(result.results["image"]))
+                creates.append((built.ENTITY_TYPE, built.to_dict()))
+                results["function"] = built.key
         except DigitalHubError as exc:
             delete_written(self.ctx, result)
             return self._end(run, State.ERROR, f"cannot register the run's outputs: {exc}")
@@ -462,6 +484,7 @@ class RunController:
         except StateChangedError:
             return self.stop(run, message)
         self._kill(run)
+        self._drop_build_context(run)
         for child in self._children(run):
             self.stop(child, f"{message} (its workflow run {run.id} was stopped)")
         return run
@@ -472,6 +495,7 @@ class RunController:
         self._end(run, State.ERROR, message)
         self._kill(run)
         delete_journaled(self.ctx, run)
+        self._drop_build_context(run)
         return run
 
     def reconcile(self, run: Run, follower_gone: str | None = None) -> Run:
@@ -507,7 +531,10 @@ class RunController:
                     follower_gone
                     or f"the process that started it ({follower.get('pid')} on {follower.get('host')}) ended"
                 )
-                return self._end(run, State.ERROR, f"runner lost: {why}")
+                self._end(run, State.ERROR, f"runner lost: {why}")
+                if run.run_kind.action == SERVE_ACTION:
+                    self._kill(run)  # a service's objects on Kubernetes, created before its starter died, serve on
+                return run
             return run
         if read_result(self.ctx, run) is not None:
             self._kill(run, ended_pods=True)  # what the runner started and left behind
@@ -578,6 +605,15 @@ class RunController:
             handle.kill()
             return
         status = run.status
+        from digitalhub_provider.launchers.pod_evidence import cluster_of, is_service
+
+        if is_service(run):
+            # A service on Kubernetes outlives whoever started it: its Deployment and Service are
+            # deleted through this controller's cluster, else the one the run recorded.
+            cluster = self.pods or cluster_of(run)
+            if cluster is not None:
+                cluster.remove_service(run)
+            return
         if ended_pods and status.get("launcher") == "kubernetes" and self.pods is not None:
             self.pods.remove_ended(run)
             return

@@ -35,10 +35,36 @@ one after another before the containers. ``python``/``python3`` resolve to ``sys
 the pod's temp dir. Not served: exec/attach (so no ``do_xcom_push``), volumes, pod watches,
 restarts (``restartPolicy`` behaves as ``Never``), images (recorded, never pulled).
 
+Deployments and Services (what the serve action's launcher uses, through ``KubernetesHook``'s clients):
+
+* ``GET /apis`` -- discovery of ``apps/v1``.
+* ``POST|GET|DELETE /apis/apps/v1/namespaces/{ns}/deployments[/{name}]`` (list with
+  ``labelSelector``): validated as the API server does (name, ``selector`` matching the template's
+  labels, ``replicas`` >= 0, ``restartPolicy: Always``); one pod per replica, named
+  ``{deployment}-{hash}-{suffix}``, with the template's labels. Their status is computed on read:
+  ``replicas``, ``readyReplicas``/``availableReplicas`` (pods whose containers are ready),
+  ``unavailableReplicas``. Deleting one deletes its pods (background propagation).
+* ``POST|GET|DELETE /api/v1/namespaces/{ns}/services[/{name}]``: a DNS-1035 name, a known ``type``,
+  ports (``targetPort`` defaults to ``port``; ``nodePort`` from 30000 for NodePort/LoadBalancer).
+* Ports: every ``containerPort`` of a Deployment's pod is published on a free 127.0.0.1 port
+  (``StandinPod.port_map``); all pods share the host's network, so the process must be told that
+  port: a container that declares the env var ``port_env`` (default ``DIGITALHUB_SERVICE_PORT``) with
+  the containerPort gets the published port there instead.
+* Readiness: an ``httpGet`` ``readinessProbe`` is polled every 0.1 s on the published port; the
+  container is ``ready`` (and the pod ``Ready``) while it answers 2xx/3xx. A container without a
+  probe is ready while it runs (as before).
+* The cluster's network: ``proxy_url`` is an HTTP proxy that forwards a request for
+  ``http://{service}.{namespace}[.svc[.cluster.local]]:{port}/...`` to a ready pod of that Service
+  (in turn), on the published port of its ``targetPort`` (a number or a port name); 503 without a
+  ready pod, 404 for an unknown Service. Containers are not restarted and a Deployment does not
+  replace its pods: a pod whose process exits ends ``Failed``/``Succeeded`` and stays so.
+
 For assertions: ``pods`` (live pods by ``(namespace, name)``), ``history`` (every pod ever
 created, each with ``manifest`` as POSTed, the live ``obj``, ``phase``, ``exit_code``,
 ``logs()`` and its processes), ``created_count``, ``requests`` (``"METHOD /path?query"`` in
-order), ``events``; ``wait_for(predicate)`` polls under the server lock.
+order), ``events``, ``deployments`` and ``services`` (live, by ``(namespace, name)``),
+``deployment_history``/``service_history`` (as POSTed), a pod's ``owner`` (its Deployment);
+``wait_for(predicate)`` polls under the server lock.
 """
 
 from __future__ import annotations
@@ -203,6 +229,13 @@ class ContainerRun:
     state: JSON = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     container_id: str = ""
     reap_lock: threading.Lock = field(default_factory=threading.Lock)  # see StandinK8s._killpg
+    probe_ready: bool = False  # what its readinessProbe last answered (a container without one: running)
+
+    @property
+    def ready(self) -> bool:
+        if "running" not in self.state or self.init:
+            return False
+        return self.probe_ready if self.spec.get("readinessProbe") else True
 
     @property
     def name(self) -> str:
@@ -226,7 +259,7 @@ class ContainerRun:
             "image": image,
             "containerID": self.container_id,
             "imageID": f"standin://{image}" if self.container_id else "",
-            "ready": "running" in self.state and not self.init,
+            "ready": self.ready,
             "started": "running" in self.state,
             "restartCount": 0,
             "state": copy.deepcopy(self.state),
@@ -244,6 +277,8 @@ class StandinPod:
     containers: list[ContainerRun]
     deleting: bool = False
     gone: bool = False
+    port_map: dict[int, int] = field(default_factory=dict)  # containerPort -> local 127.0.0.1 port
+    owner: tuple[str, str] | None = None  # the (namespace, name) of its Deployment
 
     @property
     def name(self) -> str:
@@ -488,8 +523,69 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream("application/json", watch)
         return None
 
+    # ---- apps/v1 deployments, core/v1 services ----------------------------------------------------
+    def api_groups(self, k8s: StandinK8s, q: JSON, body: Any) -> JSON:
+        version = {"groupVersion": "apps/v1", "version": "v1"}
+        group = {"name": "apps", "versions": [version], "preferredVersion": version}
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
 
+    def list_deployments(self, k8s: StandinK8s, q: JSON, body: Any, ns: str | None = None) -> JSON:
+        with k8s.cond:
+            items = [
+                k8s.deployment_view(d)
+                for d in k8s.deployments.values()
+                if ns in (None, d["metadata"]["namespace"])
+                and match_labels(d["metadata"].get("labels") or {}, q.get("labelSelector", ""))
+            ]
+            meta = {"resourceVersion": str(k8s.rv)}
+            return {"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": meta, "items": items}
+
+    def create_deployment(self, k8s: StandinK8s, q: JSON, body: Any, ns: str) -> JSON:
+        return k8s.create_deployment(ns, body)
+
+    def read_deployment(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
+        with k8s.cond:
+            return k8s.deployment_view(k8s.get_object(k8s.deployments, "deployments", ns, name))
+
+    def delete_deployment(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
+        grace = (body or {}).get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
+        return k8s.delete_deployment(ns, name, None if grace in (None, "") else int(grace))
+
+    def list_services(self, k8s: StandinK8s, q: JSON, body: Any, ns: str | None = None) -> JSON:
+        with k8s.cond:
+            items = [
+                copy.deepcopy(v)
+                for v in k8s.services.values()
+                if ns in (None, v["metadata"]["namespace"])
+                and match_labels(v["metadata"].get("labels") or {}, q.get("labelSelector", ""))
+            ]
+            return {"kind": "ServiceList", "apiVersion": "v1", "metadata": {"resourceVersion": str(k8s.rv)},
+                    "items": items}  # fmt: skip
+
+    def create_service(self, k8s: StandinK8s, q: JSON, body: Any, ns: str) -> JSON:
+        return k8s.create_service(ns, body)
+
+    def read_service(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
+        with k8s.cond:
+            return copy.deepcopy(k8s.get_object(k8s.services, "services", ns, name))
+
+    def delete_service(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
+        return k8s.delete_service(ns, name)
+
+
+_APPS = r"/apis/apps/v1/namespaces/(?P<ns>[^/]+)"
 _ROUTES: list[tuple[str, str, str]] = [
+    ("GET", r"/apis/?", "api_groups"),
+    ("GET", r"/apis/apps/v1/deployments", "list_deployments"),
+    ("GET", _APPS + r"/deployments", "list_deployments"),
+    ("POST", _APPS + r"/deployments", "create_deployment"),
+    ("GET", _APPS + r"/deployments/(?P<name>[^/]+)(?:/status)?", "read_deployment"),
+    ("DELETE", _APPS + r"/deployments/(?P<name>[^/]+)", "delete_deployment"),
+    ("GET", r"/api/v1/services", "list_services"),
+    ("GET", _NS + r"/services", "list_services"),
+    ("POST", _NS + r"/services", "create_service"),
+    ("GET", _NS + r"/services/(?P<name>[^/]+)(?:/status)?", "read_service"),
+    ("DELETE", _NS + r"/services/(?P<name>[^/]+)", "delete_service"),
     ("GET", r"/version/?", "version"),
     ("GET", r"/api/?", "api_versions"),
     ("GET", r"/api/v1/pods", "list_pods"),
@@ -528,8 +624,10 @@ class StandinK8s:
         token: str | None = "standin-token",
         executables: Mapping[str, str] | None = None,
         base_env: Mapping[str, str] | None = None,
+        port_env: str = "DIGITALHUB_SERVICE_PORT",
     ) -> None:
         self.startup_delay, self.token = startup_delay, token
+        self.port_env = port_env
         self.executables = dict(executables or {"python": sys.executable, "python3": sys.executable})
         self.base_env = dict(base_env or {})
         self.cond = threading.Condition()
@@ -542,7 +640,13 @@ class StandinK8s:
         self.created_count = 0
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.configmaps: dict[tuple[str, str], dict[str, str]] = {}
+        self.deployments: dict[tuple[str, str], JSON] = {}  # live Deployments, by (namespace, name)
+        self.services: dict[tuple[str, str], JSON] = {}  # live Services, by (namespace, name)
+        self.deployment_history: list[JSON] = []  # every Deployment created, as POSTed
+        self.service_history: list[JSON] = []  # every Service created, as POSTed
+        self._next_endpoint = 0
         self._httpd: _HTTPServer | None = None
+        self._proxy: _ProxyServer | None = None
         self._root = Path(tempfile.mkdtemp(prefix="k8s-standin-"))
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -556,6 +660,9 @@ class StandinK8s:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.standin = self
         threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+        self._proxy = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
+        self._proxy.standin = self
+        threading.Thread(target=self._proxy.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -575,10 +682,19 @@ class StandinK8s:
                 run.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        for server in (self._httpd, self._proxy):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         shutil.rmtree(self._root, ignore_errors=True)
+
+    @property
+    def proxy_url(self) -> str:
+        """The cluster's network as an HTTP proxy: ``http://{service}.{namespace}.svc.cluster.local:{port}/``
+        (or ``{service}.{namespace}``) reaches a ready pod of the Service, on the local port its
+        containerPort is published on. Give it as ``proxies={"http": proxy_url}`` to ``requests``."""
+        assert self._proxy is not None, "server not started"
+        return f"http://127.0.0.1:{self._proxy.server_address[1]}"
 
     @property
     def url(self) -> str:
@@ -631,6 +747,153 @@ class StandinK8s:
                 self.cond.wait(0.05)
 
     # ---- API operations (called with or without the lock; they take it) ---------------------
+    @staticmethod
+    def get_object(store: dict[tuple[str, str], JSON], kind: str, ns: str, name: str) -> JSON:
+        found = store.get((ns, name))
+        if found is None:
+            raise ApiError(404, "NotFound", f'{kind} "{name}" not found', {"name": name, "kind": kind})
+        return found
+
+    def deployment_pods(self, ns: str, name: str) -> list[StandinPod]:
+        """The live pods of a Deployment (under the lock)."""
+        return [p for p in self.pods.values() if p.owner == (ns, name)]
+
+    def deployment_view(self, dep: JSON) -> JSON:
+        """A Deployment with its status as its pods make it (``readyReplicas`` once a probe answers)."""
+        obj = copy.deepcopy(dep)
+        md = dep["metadata"]
+        pods = [p for p in self.deployment_pods(md["namespace"], md["name"]) if not p.deleting]
+        ready = sum(1 for p in pods if p.containers and all(c.ready for c in p.containers if not c.init))
+        status: JSON = {"observedGeneration": 1, "replicas": len(pods), "updatedReplicas": len(pods)}
+        if ready:
+            status.update(readyReplicas=ready, availableReplicas=ready)
+        if len(pods) - ready:
+            status["unavailableReplicas"] = len(pods) - ready
+        available = "True" if ready >= int(obj["spec"].get("replicas", 1)) else "False"
+        status["conditions"] = [{"type": "Available", "status": available, "reason": "MinimumReplicas"}]
+        obj["status"] = status
+        return obj
+
+    def create_deployment(self, ns: str, body: JSON) -> JSON:
+        """Validated as the API server would (name, selector, template, ``restartPolicy: Always``);
+        one pod per replica, each container port published on a free local port."""
+        obj = copy.deepcopy(body)
+        md, spec = obj.setdefault("metadata", {}), obj.setdefault("spec", {})
+        name = md.get("name") or ""
+        template = spec.get("template") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        replicas = spec.setdefault("replicas", 1)
+        errors = []
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+            errors.append(f'metadata.name: Invalid value: "{name}"')
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            errors.append("spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`")
+        if not isinstance(replicas, int) or replicas < 0:
+            errors.append(f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
+        pod_spec = template.get("spec") or {}
+        if not pod_spec.get("containers"):
+            errors.append("spec.template.spec.containers: Required value")
+        if pod_spec.get("restartPolicy", "Always") != "Always":
+            errors.append(f'spec.template.spec.restartPolicy: Unsupported value: "{pod_spec["restartPolicy"]}"')
+        if errors:
+            raise ApiError(422, "Invalid", f'Deployment.apps "{name}" is invalid: {", ".join(errors)}')
+        with self.cond:
+            if (ns, name) in self.deployments:
+                raise ApiError(409, "AlreadyExists", f'deployments.apps "{name}" already exists')
+            md.update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=rfc3339(), generation=1)
+            obj.update(apiVersion="apps/v1", kind="Deployment")
+            self.deployments[(ns, name)] = obj
+            self.deployment_history.append(copy.deepcopy(body))
+            self._bump(obj)
+            template_hash = uuid.uuid4().hex[:10]
+            owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": md["uid"], "controller": True}
+            for _ in range(replicas):
+                pod = {
+                    "metadata": {
+                        "name": f"{name}-{template_hash}-{uuid.uuid4().hex[:5]}",
+                        "labels": {**labels, "pod-template-hash": template_hash},
+                        "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+                        "ownerReferences": [owner],
+                    },
+                    "spec": copy.deepcopy(pod_spec),
+                }
+                ports = [p["containerPort"] for c in pod_spec["containers"] for p in c.get("ports") or []]
+                self.create_pod(ns, pod, port_map={port: _free_port() for port in ports}, owner=(ns, name))
+            return self.deployment_view(obj)
+
+    def delete_deployment(self, ns: str, name: str, grace: int | None = None) -> JSON:
+        """Gone at once; its pods deleted as the garbage collector would (background propagation)."""
+        with self.cond:
+            dep = self.get_object(self.deployments, "deployments", ns, name)
+            del self.deployments[(ns, name)]
+            self._bump()
+            for pod in self.deployment_pods(ns, name):
+                self.delete_pod(ns, pod.name, grace)
+            details = {"name": name, "group": "apps", "kind": "deployments", "uid": dep["metadata"]["uid"]}
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+    def create_service(self, ns: str, body: JSON) -> JSON:
+        obj = copy.deepcopy(body)
+        md, spec = obj.setdefault("metadata", {}), obj.setdefault("spec", {})
+        name = md.get("name") or ""
+        kind = spec.setdefault("type", "ClusterIP")
+        errors = []
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            errors.append(f'metadata.name: Invalid value: "{name}": a DNS-1035 label')
+        if kind not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+            errors.append(f'spec.type: Unsupported value: "{kind}"')
+        if not spec.get("ports"):
+            errors.append("spec.ports: Required value")
+        if errors:
+            raise ApiError(422, "Invalid", f'Service "{name}" is invalid: {", ".join(errors)}')
+        with self.cond:
+            if (ns, name) in self.services:
+                raise ApiError(409, "AlreadyExists", f'services "{name}" already exists')
+            md.update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=rfc3339())
+            obj.update(apiVersion="v1", kind="Service", status={"loadBalancer": {}})
+            spec["clusterIP"] = f"10.96.{len(self.service_history) // 250}.{len(self.service_history) % 250 + 1}"
+            for i, port in enumerate(spec["ports"]):
+                port.setdefault("targetPort", port["port"])
+                if kind in ("NodePort", "LoadBalancer"):
+                    port.setdefault("nodePort", 30000 + (len(self.service_history) * 8 + i) % 2768)
+            self.services[(ns, name)] = obj
+            self.service_history.append(copy.deepcopy(body))
+            self._bump(obj)
+            return copy.deepcopy(obj)
+
+    def delete_service(self, ns: str, name: str) -> JSON:
+        with self.cond:
+            svc = self.get_object(self.services, "services", ns, name)
+            del self.services[(ns, name)]
+            self._bump()
+            return copy.deepcopy(svc)
+
+    def endpoint(self, host: str, port: int) -> tuple[str, int]:
+        """The local address that ``host:port`` (a Service's in-cluster name) reaches: a ready pod of
+        the Service (taken in turn), on the local port its target containerPort is published on."""
+        parts = host.split(".")
+        name, ns = parts[0], parts[1] if len(parts) > 1 else "default"
+        if len(parts) > 2 and parts[2:] not in (["svc"], ["svc", "cluster", "local"]):
+            raise ApiError(502, "BadGateway", f"{host}: not a Service's name in this cluster")
+        with self.cond:
+            svc = self.get_object(self.services, "services", ns, name)
+            entry = next((p for p in svc["spec"]["ports"] if int(p["port"]) == port), None)
+            if entry is None:
+                raise ApiError(502, "BadGateway", f"service {ns}/{name} has no port {port}")
+            selector = svc["spec"].get("selector") or {}
+            ready = [
+                p for p in self.pods.values()
+                if p.namespace == ns and not p.deleting and selector
+                and all((p.obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+                and all(c.ready for c in p.containers if not c.init)
+            ]  # fmt: skip
+            if not ready:
+                raise ApiError(503, "ServiceUnavailable", f"service {ns}/{name} has no ready endpoint")
+            pod = ready[self._next_endpoint % len(ready)]
+            self._next_endpoint += 1
+            return "127.0.0.1", _published(pod, entry["targetPort"])
+
     def get_pod(self, ns: str, name: str) -> StandinPod:
         pod = self.pods.get((ns, name))
         if pod is None:
@@ -643,7 +906,9 @@ class StandinK8s:
             obj["metadata"]["resourceVersion"] = str(self.rv)
         self.cond.notify_all()
 
-    def create_pod(self, ns: str, body: JSON) -> JSON:
+    def create_pod(
+        self, ns: str, body: JSON, port_map: dict[int, int] | None = None, owner: tuple[str, str] | None = None
+    ) -> JSON:
         obj = copy.deepcopy(body)
         md, spec = obj.setdefault("metadata", {}), obj.setdefault("spec", {})
         if md.get("namespace", ns) != ns:
@@ -685,7 +950,7 @@ class StandinK8s:
             runs = [ContainerRun(c, True) for c in spec.get("initContainers") or []]
             runs += [ContainerRun(c, False) for c in spec["containers"]]
             workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self._root))
-            pod = StandinPod(copy.deepcopy(body), obj, workdir, runs)
+            pod = StandinPod(copy.deepcopy(body), obj, workdir, runs, port_map=dict(port_map or {}), owner=owner)
             self.pods[(ns, name)] = pod
             self.history.append(pod)
             self.created_count += 1
@@ -812,7 +1077,7 @@ class StandinK8s:
         if "startTime" in st:
             st["containerStatuses"] = [c.status() for c in pod.containers if not c.init]
         mains = [c for c in pod.containers if not c.init]
-        ready = str(all("running" in c.state for c in mains)).title()
+        ready = str(all(c.ready for c in mains)).title()
         if "startTime" in st:
             st["conditions"] = [
                 {"type": "PodScheduled", "status": "True"},
@@ -907,7 +1172,32 @@ class StandinK8s:
                 reader = threading.Thread(target=self._read_output, args=(run,), daemon=True)
                 reader.start()
                 threading.Thread(target=self._await_exit, args=(pod, run, reader), daemon=True).start()
+                if (run.spec.get("readinessProbe") or {}).get("httpGet") and not run.init:
+                    threading.Thread(target=self._probe, args=(pod, run), daemon=True).start()
                 return True
+
+    def _probe(self, pod: StandinPod, run: ContainerRun) -> None:
+        """The container's HTTP readiness probe, every 0.1 s while it runs (a stand-in needs no
+        ``periodSeconds`` of its own), on the local port its probe's port is published on."""
+        import urllib.error
+        import urllib.request
+
+        get = run.spec["readinessProbe"]["httpGet"]
+        url = f"http://127.0.0.1:{_published(pod, get['port'], run.spec)}{get.get('path') or '/'}"
+        while run.proc is not None and run.proc.poll() is None and not pod.deleting and not self.stopping.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    ready = 200 <= answer.status < 400
+            except (urllib.error.URLError, OSError):
+                ready = False
+            if ready != run.probe_ready:
+                with self.cond:
+                    run.probe_ready = ready
+                    self._set_status(pod)
+            self.stopping.wait(0.1)
+        with self.cond:
+            run.probe_ready = False
+            self._set_status(pod)
 
     def _read_output(self, run: ContainerRun) -> None:
         assert run.proc is not None and run.proc.stdout is not None
@@ -974,6 +1264,9 @@ class StandinK8s:
                 value = self._lookup(pod, kind, ref["name"], ref["key"], ref.get("optional", False))
             if value is not None:
                 env[var["name"]] = str(value)
+        declared = env.get(self.port_env, "")
+        if declared.isdigit() and int(declared) in pod.port_map:  # the port it is published on, not the declared one
+            env[self.port_env] = str(pod.port_map[int(declared)])
         return env
 
     def _lookup(self, pod: StandinPod, kind: str, name: str, key: str | None, optional: bool) -> Any:
@@ -993,3 +1286,78 @@ class StandinK8s:
 def _expand(text: str, env: Mapping[str, str]) -> str:
     """Kubernetes ``$(VAR)`` expansion: known variables are replaced, ``$$`` escapes ``$``."""
     return _VAR_REF.sub(lambda m: "$" if m[0] == "$$" else env.get(m[1], m[0]), text)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _published(pod: StandinPod, port: Any, container: JSON | None = None) -> int:
+    """The local port a pod's port (a number, or a container port's name) is published on."""
+    if isinstance(port, str) and not port.isdigit():
+        specs = [container] if container is not None else pod.obj["spec"]["containers"]
+        named = [p["containerPort"] for c in specs for p in c.get("ports") or [] if p.get("name") == port]
+        if not named:
+            raise ApiError(502, "BadGateway", f"pod {pod.name} has no port named {port}")
+        port = named[0]
+    return pod.port_map.get(int(port), int(port))
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: StandinK8s
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """The cluster network: a request for ``http://{service}.{namespace}.svc.cluster.local:{port}/...``
+    (absolute form, as to an HTTP proxy) is forwarded to a ready pod of that Service."""
+
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet, as the API server."""
+
+    def _forward(self) -> None:
+        import http.client
+
+        url = urlsplit(self.path)
+        host = url.hostname or (self.headers.get("Host") or "").split(":")[0]
+        port = url.port or 80
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        try:
+            address = self.server.standin.endpoint(host, port)
+        except ApiError as e:
+            self._answer(e.code, [("Content-Type", "text/plain")], e.message.encode())
+            return
+        target = url.path or "/"
+        if url.query:
+            target += f"?{url.query}"
+        hop = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "host", "content-length"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+        connection = http.client.HTTPConnection(*address, timeout=60)
+        try:
+            connection.request(self.command, target, body=body, headers={**headers, "Host": f"{host}:{port}"})
+            answer = connection.getresponse()
+            data = answer.read()
+            kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in hop]
+            self._answer(answer.status, kept, data)
+        except OSError as e:
+            self._answer(502, [("Content-Type", "text/plain")], f"{host}:{port}: {e}".encode())
+        finally:
+            connection.close()
+
+    def _answer(self, code: int, headers: list[tuple[str, str]], data: bytes) -> None:
+        self.send_response(code)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward

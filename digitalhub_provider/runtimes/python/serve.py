@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 from digitalhub_provider.entities import State
 from digitalhub_provider.errors import RunError
 from digitalhub_provider.runtimes.context import RunnerContext
-from digitalhub_provider.runtimes.contract import SERVICE_READY_PATH, RunResult, RunSpec
+from digitalhub_provider.runtimes.contract import ENV_SERVICE_PORT, SERVICE_READY_PATH, RunResult, RunSpec
 from digitalhub_provider.runtimes.python.job import project_for
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
 from digitalhub_provider.states import FINAL_STATES
@@ -55,6 +55,8 @@ class InitFailed(Exception):
 def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
     """Serve until stopped; a RunResult only when the service could not start (ERROR) or ended."""
     service = spec.service or {}
+    if os.environ.get(ENV_SERVICE_PORT):  # in a container (a pod): the platform's port, one worker
+        service = {"host": "0.0.0.0", "port": int(os.environ[ENV_SERVICE_PORT]), "replicas": 1}
     try:
         with tempfile.TemporaryDirectory(prefix=f"dh-serve-{spec.run_id[:8]}-") as workdir:
             location = fetch_source(spec.source, Path(workdir), ctx)
