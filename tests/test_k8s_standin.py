@@ -381,3 +381,25 @@ def test_dag_test_sync_and_deferrable(tmp_path: Path) -> None:
         assert logs == {"sync_task": "sync-ran\n", "deferred_task": "deferred-ran\n"}
         assert "[base] sync-ran" in proc.stdout and "[base] logs: deferred-ran" in proc.stdout
         assert k8s.created_count == 2 and not k8s.pods
+
+
+def test_a_container_without_command_runs_its_images_entrypoint(tmp_path: Path, capfd: Any) -> None:
+    """``entrypoints`` maps an image (its tag ignored) to the argv its containers run without a
+    ``command``; the container's ``args`` follow it, as with a real image's ENTRYPOINT."""
+    entry = tmp_path / "entry.py"
+    entry.write_text("import sys\nprint('entrypoint got', sys.argv[1:])\n")
+    with StandinK8s(entrypoints={"registry.local/tool": [sys.executable, str(entry)]}) as server:
+        op = make_op(server, tmp_path, image="registry.local/tool:v2", cmds=[], arguments=["--flag", "x"])
+        op.execute(make_context())
+        assert "entrypoint got ['--flag', 'x']" in server.history[0].logs()
+
+
+def test_secrets_are_read_by_name_and_a_missing_one_is_404(k8s: StandinK8s) -> None:
+    import httpx
+
+    k8s.add_secret("dh", "push-config", {".dockerconfigjson": "{}"})
+    headers = {"Authorization": f"Bearer {k8s.token}"}
+    found = httpx.get(f"{k8s.url}/api/v1/namespaces/dh/secrets/push-config", headers=headers)
+    assert found.status_code == 200 and found.json()["data"] == {".dockerconfigjson": "e30="}
+    missing = httpx.get(f"{k8s.url}/api/v1/namespaces/dh/secrets/nope", headers=headers)
+    assert missing.status_code == 404 and missing.json()["reason"] == "NotFound"

@@ -144,3 +144,189 @@ def test_the_kaniko_pod_validates_strictly_and_holds_no_credential(k8s_conn: dic
     text = json.dumps(manifest)
     assert k8s_conn["conn"]["password"] not in text and k8s_conn["conn"]["login"] not in text
     assert manifest["metadata"]["labels"]["digitalhub.run"] == run.id
+
+
+# -- the whole path on the stand-in ---------------------------------------------------------------------
+CODE = "import six\n\ndef h():\n    return six.__name__\n"
+STEPS = ["echo instructions ran", "python -c 'print(40 + 2)'"]
+
+
+@pytest.fixture
+def build_conn(k8s: Any, k8s_conn: dict, monkeypatch: pytest.MonkeyPatch) -> dict:  # noqa: F811
+    """``dh_k8s`` with a registry and its push secret (a docker-config secret in the namespace)."""
+    import json
+
+    k8s.add_secret("dh", "push-config", {".dockerconfigjson": '{"auths": {}}'})
+    extra = {**k8s_conn["extra"], "registry": "registry.local/dh", "registry_secret": "push-config"}
+    monkeypatch.setenv("AIRFLOW_CONN_DH_K8S", json.dumps({**k8s_conn["conn"], "extra": extra}))
+    return {**k8s_conn, "extra": extra}
+
+
+def _kaniko_pods(server: Any) -> list[Any]:
+    return [p for p in server.history if p.manifest["spec"]["containers"][0]["image"].startswith("gcr.io/kaniko")]
+
+
+def _context_keys(endpoint: str, bucket: str) -> list[str]:
+    from tests.test_kubernetes_launcher import _s3_keys
+
+    return [k for k in _s3_keys(endpoint, bucket) if "/build/" in k]
+
+
+def test_a_build_pushes_an_image_the_functions_next_version_and_its_next_job_run_on(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    s3_endpoint: str,
+) -> None:
+    from tests.test_kubernetes_launcher import _context, _op
+
+    ctx = _context("build")
+    summary = _op(task_id="build", action="build", function="six-versions", code=CODE, handler="h",
+                  requirements=["six"], instructions=STEPS).execute(ctx)  # fmt: skip
+    assert summary["state"] == "COMPLETED", summary
+    fn = dh.get_function("six-versions", project="demo")
+    image, digest = summary["results"]["image"], summary["results"]["digest"]
+    assert image == f"registry.local/dh/demo-six-versions:{fn.spec['image'].split(':')[1].split('@')[0]}@{digest}"
+    assert fn.spec["image"] == image and summary["results"]["function"] == fn.key
+    assert ctx["ti"].pushed["image"] == image  # XCom: the image reference with its digest
+    (pod,) = _kaniko_pods(k8s)
+    logs = pod.logs()
+    assert "INFO[0001] RUN echo instructions ran\ninstructions ran\n" in logs  # each step, then its output
+    assert "INFO[0001] RUN python -c 'print(40 + 2)'\n42\n" in logs
+    assert "(the stand-in installs nothing)" in logs  # the requirements' pip line
+    assert f"Pushing image to {image.split('@')[0]}" in logs
+    assert (pod.namespace, pod.name) not in k8s.pods  # read, then deleted
+    assert _context_keys(s3_endpoint, build_conn["bucket"]) == []  # the context is gone once read
+    versions = [f for f in dh.list_functions("demo", all_versions=True) if f.name == "six-versions"]
+    assert len(versions) == 2
+
+    job = _op(task_id="job", function="six-versions", code=CODE, handler="h", requirements=["six"])
+    assert job.execute(_context("job"))["results"] == {"output": "six"}
+    (job_pod,) = [p for p in k8s.history if p not in _kaniko_pods(k8s)]
+    assert job_pod.manifest["spec"]["containers"][0]["image"] == image  # the job runs on the built image
+
+
+def test_a_failing_instruction_ends_the_build_error_with_its_line_and_output(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    s3_endpoint: str,
+) -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    from tests.test_kubernetes_launcher import _context, _op
+
+    op = _op(task_id="build", action="build", function="broken", code=CODE, handler="h",
+             instructions=["echo first", "echo it broke >&2; exit 4", "echo never"])  # fmt: skip
+    with pytest.raises(AirflowException, match="ended ERROR: the image build failed"):
+        op.execute(_context("build"))
+    (run,) = dh.list_runs("demo")
+    message = run.status.message or ""
+    assert "RUN echo it broke >&2; exit 4" in message and "it broke" in message and "exit status 4" in message
+    assert "RUN echo never" not in message
+    versions = [f for f in dh.list_functions("demo", all_versions=True) if f.name == "broken"]
+    assert len(versions) == 1 and versions[0].spec.get("image") is None  # no new version
+    assert _context_keys(s3_endpoint, build_conn["bucket"]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("no-registry", "the connection names none: set its registry extra"),
+        ("no-secret", "the registry_secret 'missing-config' does not exist in namespace 'dh'"),
+        ("base-image", "base_image 'Not An Image' is not a valid image reference"),
+    ],
+)
+def test_a_build_that_cannot_run_is_refused_before_any_pod_or_upload(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    words: str,
+) -> None:
+    import json
+
+    from airflow.sdk.exceptions import AirflowException
+
+    from tests.test_kubernetes_launcher import _context, _op
+
+    extra = dict(build_conn["extra"])
+    if change == "no-registry":
+        extra.pop("registry")
+    if change == "no-secret":
+        extra["registry_secret"] = "missing-config"
+    monkeypatch.setenv("AIRFLOW_CONN_DH_K8S", json.dumps({**build_conn["conn"], "extra": extra}))
+    more = {"base_image": "Not An Image"} if change == "base-image" else {}
+    op = _op(task_id="build", action="build", function="refused", code=CODE, handler="h", **more)
+    with pytest.raises(AirflowException, match=words):
+        op.execute(_context("build"))
+    assert [r.status.state for r in dh.list_runs("demo")] == ["ERROR"]
+    assert k8s.created_count == 0 and _context_keys(s3_endpoint, build_conn["bucket"]) == []
+
+
+def test_a_build_stopped_mid_way_deletes_its_pod_and_context(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    s3_endpoint: str,
+) -> None:
+    import threading
+
+    from digitalhub_provider.sdk.context import get_context
+    from digitalhub_provider.sdk.controller import RunController
+    from tests.test_kubernetes_launcher import _capture, _context, _op
+
+    op = _op(task_id="build", action="build", function="slow-build", code=CODE, handler="h",
+             instructions=["echo building", "sleep 60"])  # fmt: skip
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(errors, op.execute, _context("build")))
+    thread.start()
+    pod = k8s.wait_for(lambda: _kaniko_pods(k8s) and "building" in _kaniko_pods(k8s)[0].logs() and
+                       _kaniko_pods(k8s)[0], timeout=60)  # fmt: skip
+    assert _context_keys(s3_endpoint, build_conn["bucket"]) != []
+    (run,) = dh.list_runs("demo")
+    RunController(get_context()).stop(run)  # from another process, as the SDK or the console would
+    thread.join(60)
+    assert not thread.is_alive() and errors and "ended STOPPED" in str(errors[0])
+    assert k8s.wait_for(lambda: (pod.namespace, pod.name) not in k8s.pods, timeout=30)
+    assert not pod.running_procs()
+    assert dh.get_run(run.key).status.state == "STOPPED"
+    assert _context_keys(s3_endpoint, build_conn["bucket"]) == []
+    assert len([f for f in dh.list_functions("demo", all_versions=True) if f.name == "slow-build"]) == 1
+
+
+def test_a_version_built_locally_is_refused_in_a_pod(k8s: Any, build_conn: dict) -> None:  # noqa: F811
+    """A local build records a virtualenv of its host: a pod cannot run it, and says so before any pod."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from tests.test_kubernetes_launcher import _context, _op
+
+    summary = _op(task_id="build", action="build", function="local-built", code=CODE, handler="h",
+                  local_execution=True).execute(_context("build"))  # fmt: skip
+    assert summary["results"]["image"].startswith("venv://")
+    with pytest.raises(AirflowException, match=r"was built locally \(venv://.*\): its environment is a virtualenv"):
+        _op(task_id="job", function="local-built", code=CODE, handler="h").execute(_context("job"))
+    assert k8s.created_count == 0
+
+
+def test_the_example_dag_builds_once_on_kubernetes_and_its_job_runs_on_the_image(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """build_then_run with the default connection on Kubernetes: a Kaniko pod, then the job's pod on the
+    image it pushed."""
+    import json
+
+    from tests.airflow_helpers import load_dag, task_states, xcoms
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DIGITALHUB_DEFAULT", json.dumps({**build_conn["conn"], "extra": build_conn["extra"]})
+    )
+    dr = load_dag("build_then_run.py").test()
+    assert task_states(dr) == {"build": "success", "job": "success"}
+    x = xcoms("build_then_run", dr.run_id)
+    fn = dh.get_function("six-versions", project="demo")
+    assert x[("build", "image")] == fn.spec["image"] and "@sha256:" in fn.spec["image"]
+    (job_pod,) = [p for p in k8s.history if p not in _kaniko_pods(k8s)]
+    assert job_pod.manifest["spec"]["containers"][0]["image"] == fn.spec["image"]
+    assert x[("job", "six_version")]  # the stand-in installs nothing: the host's six answers
+    assert len(_kaniko_pods(k8s)) == 1

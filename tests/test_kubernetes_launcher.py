@@ -309,7 +309,7 @@ def test_generated_manifests_validate_against_the_kubernetes_schemas(k8s_conn: d
         ({}, {"default_image": ""}, "no image for the pod"),
         ({}, {"data_url": "/tmp/local-data"}, "the Kubernetes launcher needs an S3 data store"),
         ({}, {"credentials_secret": ""}, "names no credentials_secret"),
-        ({"action": "build"}, {}, "the build action makes a local virtualenv; in a pod the environment is the image"),
+        ({"action": "build"}, {}, "the connection names none: set its registry extra"),  # a build needs a registry
     ],
 )
 def test_bad_pod_arguments_fail_before_any_pod(

@@ -69,6 +69,8 @@ class Launcher:
     # What a build's ``prepare`` made, for the function's next version (``spec.image``); None: nothing
     # later runs could name.
     image: str | None = None
+    # Whether a build runs as a runner (an image build's pod); otherwise ``prepare`` is the whole build.
+    runs_build = False
 
     def prepare(self, fn: Executable, run: Run, ctx: Context) -> str | None:
         """Ready the runtime environment; returns what it is (an interpreter, an image), or None."""

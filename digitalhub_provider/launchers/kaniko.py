@@ -35,7 +35,6 @@ from digitalhub_provider.launchers.kubernetes import (
     pod_operator,
 )
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RunResult
-from digitalhub_provider.runtimes.registry import LOCAL_IMAGE_SCHEME
 
 if TYPE_CHECKING:
     from digitalhub_provider.connection_extras import ConnectionExtras
@@ -76,7 +75,8 @@ class KanikoLauncher(KubernetesLauncher):
     """The build action's pod. ``secret_exists`` answers whether the push secret is in the namespace
     (asked before anything is written: a missing secret would leave the pod waiting to mount it)."""
 
-    name = "kubernetes-build"
+    name = "kubernetes"
+    runs_build = True
 
     def __init__(self, task_id: str, k8s: KubernetesSettings, build: BuildSettings, context: Any,
                  run_as_root: bool = False, secret_exists: Any = None) -> None:  # fmt: skip
@@ -132,8 +132,8 @@ class KanikoLauncher(KubernetesLauncher):
         if self.manifest is None or self.image is None:
             raise RuntimeError("KanikoLauncher: no pod prepared")
         kpo = pod_operator(self.task_id, self.manifest, self.k8s)
-        kpo.cmds = []
         kpo.on_finish_action = "keep_pod"  # its termination message is read, then it is deleted
+        kpo.termination_message_policy = "FallbackToLogsOnError"  # KubernetesPodOperator sets the container's
         self.pod_operator = kpo
         return KanikoHandle(kpo, self.context, self.image, run, ctx)
 
@@ -197,13 +197,3 @@ class KanikoHandle(PodHandle):
             if terminated is not None:
                 return str(terminated.message or "")
         return None
-
-
-def refuse_local_image(fn: Executable) -> None:
-    """A version a local build made runs in a virtualenv of one host, not in a pod."""
-    image = str(fn.spec.get("image") or "")
-    if image.startswith(LOCAL_IMAGE_SCHEME):
-        raise EntityError(
-            f"function version {fn.key} was built locally ({image}): its environment is a virtualenv of the host "
-            "that built it; run the build action on Kubernetes (local_execution=False) to make an image"
-        )

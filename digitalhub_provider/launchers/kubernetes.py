@@ -41,7 +41,7 @@ from digitalhub_provider.errors import EntityError
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.launchers.k8s_spec import pod_manifest
 from digitalhub_provider.runtimes.contract import ENV_RUNSPEC, INLINE_RUNSPEC_MAX, RUNSPEC_FILE
-from digitalhub_provider.runtimes.registry import BUILD_ACTION, SERVE_ACTION, environment_of
+from digitalhub_provider.runtimes.registry import BUILD_ACTION, LOCAL_IMAGE_SCHEME, SERVE_ACTION, environment_of
 
 if TYPE_CHECKING:
     from digitalhub_provider.connection_extras import ConnectionExtras
@@ -145,7 +145,14 @@ def runner_env(settings: Settings, k8s: KubernetesSettings) -> list[dict[str, An
 
 
 def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
+    """The image of a pod running ``fn``: what its build made, its ``image``, its ``base_image``, or the
+    connection's runtime image for its Python."""
     spec = fn.spec
+    if str(spec.get("image") or "").startswith(LOCAL_IMAGE_SCHEME):
+        raise EntityError(
+            f"function version {fn.key} was built locally ({spec['image']}): its environment is a virtualenv of "
+            "the host that built it, not an image; build it on Kubernetes to run it in a pod"
+        )
     # An mlrun function's image and tag are MLRun's own (where MLRun would run it on its cluster);
     # the pod runs our runner, from the mlrun runtime image (images/mlrun/Dockerfile).
     if spec.get("image") and fn.kind != "mlrun":
@@ -204,11 +211,9 @@ def pod_manifest_for_run(
     runspec: str | None = None,
 ) -> dict[str, Any]:
     """The manifest for ``run``, with the RunSpec at its usual place on the context's data store."""
-    if run.run_kind.action == BUILD_ACTION:
+    if run.run_kind.action == BUILD_ACTION:  # an image build is Kaniko's pod (launchers.kaniko), not the runner's
         raise EntityError(
-            f"the {BUILD_ACTION} action makes a local virtualenv; in a pod the environment is the image "
-            f"(images/{fn.kind}/Dockerfile; building images with Kaniko is not supported yet): run the "
-            f"{BUILD_ACTION} with local_execution=True, or run the job on Kubernetes directly"
+            f"the {BUILD_ACTION} action runs on Kubernetes as a Kaniko pod (launchers.kaniko.KanikoLauncher)"
         )
     if run.run_kind.action == SERVE_ACTION:  # a service does not end: it is no pod for KubernetesPodOperator
         raise EntityError(
@@ -234,7 +239,7 @@ def pod_operator(task_id: str, manifest: dict[str, Any], k8s: KubernetesSettings
         "name": manifest["metadata"]["name"],
         "namespace": manifest["metadata"]["namespace"],
         "image": container["image"],
-        "cmds": container["command"],
+        "cmds": container.get("command") or [],  # none: the image's entrypoint (Kaniko's)
         "arguments": container["args"],
         "labels": manifest["metadata"]["labels"],
         "annotations": manifest["metadata"]["annotations"],

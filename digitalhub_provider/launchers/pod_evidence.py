@@ -91,6 +91,17 @@ class PodEvidence:
     def _namespace(self, run: Run) -> str:
         return str(run.status.get("namespace") or self.k8s.namespace)
 
+    def secret_exists(self, namespace: str, name: str) -> bool:
+        """Whether the secret ``name`` is in ``namespace`` (asked before a pod that mounts it is made: a
+        missing one would leave the pod waiting to start). A refusal other than 404 is not an answer."""
+        try:
+            self._core().read_namespaced_secret(name, namespace)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                return False
+            raise
+        return True
+
     def pods(self, run: Run) -> list[Any] | None:
         """The pods of ``run``; None when the cluster cannot be asked (then nothing is concluded)."""
         try:

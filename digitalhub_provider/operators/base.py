@@ -305,7 +305,7 @@ class DigitalHubRunOperator(BaseOperator):
         if self._kubernetes:
             from digitalhub_provider.launchers.kubernetes import KubernetesLauncher, KubernetesSettings
             from digitalhub_provider.launchers.pod_evidence import PodEvidence
-            from digitalhub_provider.runtimes.registry import SERVE_ACTION
+            from digitalhub_provider.runtimes.registry import BUILD_ACTION, SERVE_ACTION
 
             k8s = KubernetesSettings.from_extras(hook.connection_extras)
             self._cluster = PodEvidence(k8s)  # what on_kill deletes a service's objects through
@@ -313,6 +313,11 @@ class DigitalHubRunOperator(BaseOperator):
                 from digitalhub_provider.launchers.kubernetes_service import KubernetesServiceLauncher
 
                 return KubernetesServiceLauncher(k8s, run_as_root=self.run_as_root)
+            if run.run_kind.action == BUILD_ACTION:
+                from digitalhub_provider.launchers.kaniko import BuildSettings, KanikoLauncher
+
+                build = BuildSettings.from_extras(hook.connection_extras)
+                return KanikoLauncher(self.task_id, k8s, build, context, self.run_as_root, self._cluster.secret_exists)
             return KubernetesLauncher(self.task_id, k8s, context, self.deferrable, self.run_as_root, event)
         if self.runs_in_process(fn, run, hook):
             from digitalhub_provider.launchers.in_process import InProcessLauncher

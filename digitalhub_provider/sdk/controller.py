@@ -204,7 +204,7 @@ class RunController:
                 return None
             if run.state == State.CREATED.value:
                 environment = launcher.prepare(fn, run, self.ctx)
-                if kind.action == BUILD_ACTION:
+                if kind.action == BUILD_ACTION and not launcher.runs_build:
                     self.transition(run, State.BUILT)
                     self._built(fn, run, launcher.image, environment)
                     return None

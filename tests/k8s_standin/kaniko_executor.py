@@ -4,7 +4,8 @@ It takes Kaniko's arguments (and refuses others), reads the build context from S
 (``AWS_*`` credentials, ``S3_ENDPOINT``, ``S3_FORCE_PATH_STYLE``), unpacks it without following paths
 out of its folder, checks the Dockerfile, runs its ``RUN`` lines with ``/bin/sh`` in a scratch
 folder (``pip install`` lines are only printed: nothing is installed on the test host), "pushes" the
-destination, and writes the image's digest to ``--digest-file`` as Kaniko does. A failing ``RUN``
+destination, and writes the image's digest to ``--digest-file`` as Kaniko does (an absolute path is
+re-rooted at the pod's folder, ``$HOME``, as the stand-in does with ``terminationMessagePath``). A failing ``RUN``
 line ends it with Kaniko's error message and exit code 1. No image is built: Kaniko itself does not
 run here.
 """
@@ -74,6 +75,7 @@ def main(argv: list[str]) -> int:
                 continue
             done = subprocess.run(["/bin/sh", "-c", command], cwd=scratch, capture_output=True, text=True)
             sys.stdout.write(done.stdout + done.stderr)
+            sys.stdout.flush()
             if done.returncode != 0:
                 print(
                     "error building image: error building stage: failed to execute command: waiting for process "
@@ -86,7 +88,10 @@ def main(argv: list[str]) -> int:
         print(f"INFO[0002] Pushing image to {destination}", flush=True)
         repository = destination.rsplit(":", 1)[0] if ":" in destination.rsplit("/", 1)[-1] else destination
         print(f"INFO[0002] Pushed {repository}@{digest}", flush=True)
-    Path(args.digest_file).write_text(digest)
+    # As the stand-in re-roots terminationMessagePath at the pod's folder (its HOME), so does this.
+    digest_file = Path(os.environ.get("HOME", "/")) / args.digest_file.lstrip("/")
+    digest_file.parent.mkdir(parents=True, exist_ok=True)
+    digest_file.write_text(digest)
     return 0
 
 

@@ -32,8 +32,12 @@ in its own session/process group, cwd a per-pod temp dir, with the container ``e
 container waiting with ``CreateContainerConfigError`` as a kubelet would. Init containers run
 one after another before the containers. ``python``/``python3`` resolve to ``sys.executable``
 (see ``executables``). Absolute ``workingDir`` and ``terminationMessagePath`` are re-rooted at
-the pod's temp dir. Not served: exec/attach (so no ``do_xcom_push``), volumes, pod watches,
+the pod's temp dir. A container without ``command`` runs its image's entrypoint (``entrypoints``). Not served:
+exec/attach (so no ``do_xcom_push``), volumes (accepted, not mounted), pod watches,
 restarts (``restartPolicy`` behaves as ``Never``), images (recorded, never pulled).
+
+``GET .../secrets/{name}`` answers for the secrets added with :meth:`StandinK8s.add_secret` (values
+base64, as the API gives them), 404 otherwise: what a launcher asks before mounting one.
 
 Deployments and Services (what the serve action's launcher uses, through ``KubernetesHook``'s clients):
 
@@ -69,6 +73,7 @@ order), ``events``, ``deployments`` and ``services`` (live, by ``(namespace, nam
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -565,6 +570,16 @@ class _Handler(BaseHTTPRequestHandler):
     def create_service(self, k8s: StandinK8s, q: JSON, body: Any, ns: str) -> JSON:
         return k8s.create_service(ns, body)
 
+    def read_secret(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
+        """A secret added with :meth:`StandinK8s.add_secret`, its values base64 as the API gives them."""
+        with k8s.cond:
+            data = k8s.secrets.get((ns, name))
+        if data is None:
+            raise ApiError(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"})
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                "type": "Opaque", "data": encoded}  # fmt: skip
+
     def read_service(self, k8s: StandinK8s, q: JSON, body: Any, ns: str, name: str) -> JSON:
         with k8s.cond:
             return copy.deepcopy(k8s.get_object(k8s.services, "services", ns, name))
@@ -586,6 +601,7 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("POST", _NS + r"/services", "create_service"),
     ("GET", _NS + r"/services/(?P<name>[^/]+)(?:/status)?", "read_service"),
     ("DELETE", _NS + r"/services/(?P<name>[^/]+)", "delete_service"),
+    ("GET", _NS + r"/secrets/(?P<name>[^/]+)", "read_secret"),
     ("GET", r"/version/?", "version"),
     ("GET", r"/api/?", "api_versions"),
     ("GET", r"/api/v1/pods", "list_pods"),
@@ -615,6 +631,9 @@ class StandinK8s:
     :param executables: argv[0] names mapped to local programs (default: ``python`` and
         ``python3`` -> ``sys.executable``), shimmed at the front of the containers' ``PATH``.
     :param base_env: variables every container gets before its own ``env``.
+    :param entrypoints: image names (without tag) mapped to the argv a container of that image runs
+        when it gives no ``command`` (its image's entrypoint; the default maps Kaniko's executor image
+        to ``tests/k8s_standin/kaniko_executor.py``).
     """
 
     def __init__(
@@ -625,8 +644,11 @@ class StandinK8s:
         executables: Mapping[str, str] | None = None,
         base_env: Mapping[str, str] | None = None,
         port_env: str = "DIGITALHUB_SERVICE_PORT",
+        entrypoints: Mapping[str, list[str]] | None = None,
     ) -> None:
         self.startup_delay, self.token = startup_delay, token
+        kaniko = [sys.executable, str(Path(__file__).with_name("kaniko_executor.py"))]
+        self.entrypoints = dict(entrypoints or {"gcr.io/kaniko-project/executor": kaniko})
         self.port_env = port_env
         self.executables = dict(executables or {"python": sys.executable, "python3": sys.executable})
         self.base_env = dict(base_env or {})
@@ -1126,7 +1148,10 @@ class StandinK8s:
                     return False
                 try:
                     env = self._container_env(pod, run.spec)
-                    argv = [*(run.spec.get("command") or []), *(run.spec.get("args") or [])]
+                    command = run.spec.get("command") or self.entrypoints.get(
+                        re.sub(r"(@sha256:[0-9a-f]+|:[^/:]+)$", "", str(run.spec.get("image", ""))), []
+                    )
+                    argv = [*command, *(run.spec.get("args") or [])]
                     argv = [_expand(a, env) for a in argv]
                     if not argv:
                         raise ApiError(0, "CreateContainerError", "no command specified")
