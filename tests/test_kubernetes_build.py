@@ -330,3 +330,24 @@ def test_the_example_dag_builds_once_on_kubernetes_and_its_job_runs_on_the_image
     assert job_pod.manifest["spec"]["containers"][0]["image"] == fn.spec["image"]
     assert x[("job", "six_version")]  # the stand-in installs nothing: the host's six answers
     assert len(_kaniko_pods(k8s)) == 1
+
+
+def test_an_mlrun_functions_build_is_the_image_of_its_next_jobs_pod(k8s: Any, build_conn: dict) -> None:  # noqa: F811
+    """MlrunJobOperator(action="build") on Kubernetes: the image pinned by its digest is the pod image of
+    the function's next job (an mlrun function's own image, a tag, stays MLRun's and is not the pod's)."""
+    from digitalhub_provider.hooks.digitalhub import DigitalHubHook
+    from digitalhub_provider.launchers.kubernetes import KubernetesSettings, image_for
+    from digitalhub_provider.operators import MlrunJobOperator
+    from tests.test_kubernetes_launcher import _context
+
+    code = "def train(context):\n    context.log_result('ok', 1)\n"
+    op = MlrunJobOperator(task_id="build", project="demo", function="trainer", source={"code": code},
+                          handler="train", action="build", digitalhub_conn_id="dh_k8s")  # fmt: skip
+    summary = op.execute(_context("build"))
+    assert summary["state"] == "COMPLETED", summary
+    k8s_settings = KubernetesSettings.from_extras(DigitalHubHook("dh_k8s").connection_extras)
+    built = dh.get_function("trainer", project="demo")
+    assert image_for(built, k8s_settings) == summary["results"]["image"] == built.spec["image"]
+    tagged = dh.new_function(project="demo", name="tagged", kind="mlrun", source={"code": code}, handler="train",
+                             image="mlrun/mlrun", tag="1.12.1")  # fmt: skip
+    assert image_for(tagged, k8s_settings) == "registry.local/dh-python:3.11"  # the runtime image, not MLRun's

@@ -154,8 +154,10 @@ def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
             "the host that built it, not an image; build it on Kubernetes to run it in a pod"
         )
     # An mlrun function's image and tag are MLRun's own (where MLRun would run it on its cluster);
-    # the pod runs our runner, from the mlrun runtime image (images/mlrun/Dockerfile).
-    if spec.get("image") and fn.kind != "mlrun":
+    # the pod runs our runner, from the mlrun runtime image (images/mlrun/Dockerfile). An image a build
+    # made (pinned by its digest, FROM that runtime image) holds the runner too: the pod runs on it.
+    built = "@sha256:" in str(spec.get("image") or "")
+    if spec.get("image") and (fn.kind != "mlrun" or built):
         return str(spec["image"]) + (f":{spec['tag']}" if spec.get("tag") and ":" not in str(spec["image"]) else "")
     if spec.get("base_image"):
         return str(spec["base_image"])
