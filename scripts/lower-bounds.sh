@@ -2,7 +2,7 @@
 # The lower-bounds job: the versions setup.cfg declares as the lowest are the tested ones.
 # Reads the lower bounds of apache-airflow (extra `airflow`) and apache-airflow-providers-cncf-kubernetes
 # (extra `kubernetes`) from setup.cfg, installs this checkout (editable) with the extras
-# airflow,data,s3,kubernetes,dev and exactly those two versions (everything else by pip's own resolution,
+# airflow,data,s3,kubernetes,serve,dev and exactly those two versions (everything else by pip's own resolution,
 # under CONSTRAINTS below) in a virtualenv of its own, and runs there a smoke subset of the suite: the
 # example DAGs under dag.test(), the operators, in-process runs, the Airflow internals canary, the
 # connection extras and Kubernetes (KubernetesPodOperator against the stand-in API server).
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3.11}
 VENV=${LOWER_BOUNDS_VENV:-${TMPDIR:-/tmp}/dh-lower-bounds/venv}
-EXTRAS=airflow,data,s3,kubernetes,dev
+EXTRAS=airflow,data,s3,kubernetes,serve,dev
 SMOKE=(tests/test_airflow_dags.py tests/test_airflow_operator.py tests/test_in_process.py
        tests/test_airflow_internals.py tests/test_connection_extras.py tests/test_kubernetes_launcher.py)
 PIP=(-m pip install -q --disable-pip-version-check)

@@ -39,3 +39,10 @@ def test_python_image_builds_for_every_supported_python() -> None:
     text = (IMAGES / "python" / "Dockerfile").read_text()
     assert re.search(r"^ARG PYTHON_VERSION=3\.1[0-3]$", text, re.M)
     assert "FROM python:${PYTHON_VERSION}-slim" in text
+
+
+def test_the_python_image_serves() -> None:
+    """A service on Kubernetes runs in the python runtime image: it holds the serve extra."""
+    text = (IMAGES / "python" / "Dockerfile").read_text()
+    installs = re.findall(r'^RUN pip install "\.\[([a-z0-9,]+)\]"$', text, re.M)
+    assert installs and "serve" in installs[-1].split(",")

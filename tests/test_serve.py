@@ -331,3 +331,20 @@ def test_a_stop_that_cannot_signal_the_service_reaches_it_through_its_runs_state
         time.sleep(0.1)
     assert not processes.group_alive(pid)
     assert "is STOPPED: the service stops" in run.logs()
+
+
+def test_a_runner_without_the_serve_extra_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an image without uvicorn or nuclio-sdk (the local launcher adds them itself), the service's
+    run ends ERROR naming what is missing and the extra that brings it, before any source is fetched."""
+    from digitalhub_provider.runtimes.contract import RunSpec
+    from digitalhub_provider.runtimes.python import serve
+
+    monkeypatch.setattr(serve, "SERVE_MODULES", ("uvicorn", "no_such_module_here"))
+    spec = RunSpec(run_id="r1", run_key="store://p/run/python+serve:run/r1", project="p", runtime="python",
+                   action="serve", function={}, source={"url": "s3://nowhere/x.py"}, handler="h")  # fmt: skip
+    result = serve.run_job(spec, ctx=None)  # type: ignore[arg-type]
+    assert result.state == "ERROR"
+    assert result.message == (
+        "the serve action needs no_such_module_here in the runner's environment: install the provider's serve "
+        "extra in the image (images/python/Dockerfile does)"
+    )

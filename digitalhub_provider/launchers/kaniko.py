@@ -33,6 +33,8 @@ from digitalhub_provider.launchers.kubernetes import (
     image_for,
     label_value,
     pod_operator,
+    run_annotations,
+    run_labels,
 )
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RunResult
 
@@ -114,9 +116,7 @@ class KanikoLauncher(KubernetesLauncher):
             name=f"dh-build-{label_value(fn.name)[:24].lower().strip('-.') or 'fn'}-{run.id[:12]}",
             namespace=self.k8s.namespace, image=container["image"], command=[], args=container["args"],
             env=container["env"], task=task,
-            labels={"digitalhub.project": label_value(run.project), "digitalhub.function": label_value(fn.name),
-                    "digitalhub.run": run.id},
-            annotations={"digitalhub/run": run.key, "digitalhub/function": fn.key},
+            labels=run_labels(run, fn), annotations=run_annotations(run, fn),
             service_account=self.k8s.service_account, run_as_root=True,
         )  # fmt: skip
         built = manifest["spec"]["containers"][0]

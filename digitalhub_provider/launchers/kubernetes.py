@@ -167,6 +167,20 @@ def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
     return k8s.default_image.format(runtime=fn.kind, python=python_version.removeprefix("PYTHON").replace("_", "."))
 
 
+def run_labels(run: Run, fn: Executable) -> dict[str, str]:
+    """The labels of every object a run makes on the cluster: ``digitalhub.run`` is how the reconciler
+    and a stop find them."""
+    return {
+        "digitalhub.project": label_value(run.project),
+        "digitalhub.function": label_value(fn.name),
+        "digitalhub.run": run.id,
+    }
+
+
+def run_annotations(run: Run, fn: Executable) -> dict[str, str]:
+    return {"digitalhub/run": run.key, "digitalhub/function": fn.key}
+
+
 def run_manifest(
     run: Run,
     fn: Executable,
@@ -191,12 +205,8 @@ def run_manifest(
         args=[runspec_url],
         env=env,
         task=task,
-        labels={
-            "digitalhub.project": label_value(run.project),
-            "digitalhub.function": label_value(fn.name),
-            "digitalhub.run": run.id,
-        },
-        annotations={"digitalhub/run": run.key, "digitalhub/function": fn.key},
+        labels=run_labels(run, fn),
+        annotations=run_annotations(run, fn),
         service_account=k8s.service_account,
         profiles=k8s.profiles,
         run_as_root=run_as_root,

@@ -26,7 +26,7 @@ from digitalhub_provider.entities.specs import POD_FIELDS
 from digitalhub_provider.errors import EntityError, RunError
 from digitalhub_provider.launchers.base import Handle, Launcher, RunnerLost
 from digitalhub_provider.launchers.k8s_spec import _check_name, pod_template
-from digitalhub_provider.launchers.kubernetes import RUNNER_COMMAND, image_for, label_value, runner_env
+from digitalhub_provider.launchers.kubernetes import RUNNER_COMMAND, image_for, run_annotations, run_labels, runner_env
 from digitalhub_provider.launchers.pod_evidence import RUN_LABEL, PodEvidence, cluster_access, runner_ended
 from digitalhub_provider.runtimes.contract import (
     ENV_RUNSPEC,
@@ -94,11 +94,7 @@ def service_manifests(
     env = [*runner_env(settings, k8s), {"name": ENV_SERVICE_PORT, "value": str(port)}]
     if runspec is not None and len(runspec) <= INLINE_RUNSPEC_MAX:
         env.append({"name": ENV_RUNSPEC, "value": runspec})
-    labels = {
-        "digitalhub.project": label_value(run.project),
-        "digitalhub.function": label_value(fn.name),
-        RUN_LABEL: run.id,
-    }
+    labels = run_labels(run, fn)
     template = pod_template(
         image=image_for(fn, k8s),
         command=list(RUNNER_COMMAND),
@@ -106,7 +102,7 @@ def service_manifests(
         env=env,
         task={k: v for k, v in run.spec.items() if k in POD_FIELDS},
         labels=labels,
-        annotations={"digitalhub/run": run.key, "digitalhub/function": fn.key},
+        annotations=run_annotations(run, fn),
         service_account=k8s.service_account,
         profiles=k8s.profiles,
         run_as_root=run_as_root,

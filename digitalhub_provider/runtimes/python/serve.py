@@ -22,6 +22,7 @@ run's log, and the service goes on.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import json
 import logging
@@ -43,6 +44,7 @@ from digitalhub_provider.runtimes.context import RunnerContext
 from digitalhub_provider.runtimes.contract import ENV_SERVICE_PORT, SERVICE_READY_PATH, RunResult, RunSpec
 from digitalhub_provider.runtimes.python.job import project_for
 from digitalhub_provider.runtimes.python.sources import fetch_source, load_handler
+from digitalhub_provider.runtimes.registry import SERVE_MODULES
 from digitalhub_provider.states import FINAL_STATES
 
 STATE_CHECK_SECONDS = 5.0
@@ -55,6 +57,14 @@ class InitFailed(Exception):
 def run_job(spec: RunSpec, ctx: RunnerContext) -> RunResult:
     """Serve until stopped; a RunResult only when the service could not start (ERROR) or ended."""
     service = spec.service or {}
+    missing = [m for m in SERVE_MODULES if importlib.util.find_spec(m) is None]
+    if missing:  # an image without the serve extra (the local launcher adds it to the environment itself)
+        return RunResult(
+            run_id=spec.run_id,
+            state=State.ERROR.value,
+            message=f"the serve action needs {', '.join(missing)} in the runner's environment: install the "
+            "provider's serve extra in the image (images/python/Dockerfile does)",
+        )
     if os.environ.get(ENV_SERVICE_PORT):  # in a container (a pod): the platform's port, one worker
         service = {"host": "0.0.0.0", "port": int(os.environ[ENV_SERVICE_PORT]), "replicas": 1}
     try:
