@@ -184,6 +184,8 @@ def test_a_service_serves_keeps_its_init_state_and_run_stop_deletes_both_objects
     first = _invoke(k8s, run, json={"rows": [1, 2]})
     assert first.status_code == 200 and first.json()["scores"] == [3, 6] and first.json()["calls"] == 1
     assert _invoke(k8s, run, json={"rows": [5]}).json()["calls"] == 2  # the init function's context, kept
+    live = run.logs()  # while it serves: its pods' logs so far, from the cluster the run recorded
+    assert f"==> pod dh/{pod.name} <==" in live and "init done" in live
 
     stopped = run.stop()  # the SDK's stop, with no connection at hand: the cluster the run recorded
     assert stopped.state == State.STOPPED.value and dh.get_run(run.key).state == State.STOPPED.value

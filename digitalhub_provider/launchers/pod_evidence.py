@@ -111,6 +111,22 @@ class PodEvidence:
             return None
         return list(found.items or [])
 
+    def pod_logs(self, run: Run) -> str | None:
+        """The logs of the pods of ``run`` so far (a running service's: its runner stores its log only when
+        it stops), each under its pod's name; None when the cluster cannot be asked."""
+        pods = self.pods(run)
+        if pods is None:
+            return None
+        namespace = self._namespace(run)
+        parts = []
+        for pod in sorted(pods, key=lambda p: p.metadata.name):
+            try:
+                text = self._core().read_namespaced_pod_log(pod.metadata.name, namespace)
+            except Exception as exc:  # not started yet, or gone meanwhile
+                text = f"(no log: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})\n"
+            parts.append(f"==> pod {namespace}/{pod.metadata.name} <==\n{text}")
+        return "".join(parts)
+
     def runner_gone(self, run: Run, follower_gone: bool) -> str | None:
         """Why the pod of ``run`` is known to have ended or gone, or None (pending or running, or
         unknown). No pod at all means gone only when ``follower_gone``: a follower that lives may

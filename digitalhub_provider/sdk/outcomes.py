@@ -134,10 +134,16 @@ def store_logs(ctx: Context, run: Run) -> None:
 
 
 def read_logs(run: Run) -> str:
+    """The run's stored log; for a service on Kubernetes that still serves, its pods' logs so far."""
     ctx = run.ctx
     url = ctx.run_url(run.id, LOG_FILE)
     store = ctx.data_store(url)
     if store.exists(url):
         return store.read_bytes(url).decode("utf-8", errors="replace")
+    from digitalhub_provider.launchers.pod_evidence import cluster_of
+
+    cluster = cluster_of(run)
+    if cluster is not None:
+        return cluster.pod_logs(run) or ""
     local = log_path(ctx, run.id)
     return local.read_text(errors="replace") if local.exists() else ""
