@@ -351,3 +351,43 @@ def test_an_mlrun_functions_build_is_the_image_of_its_next_jobs_pod(k8s: Any, bu
     tagged = dh.new_function(project="demo", name="tagged", kind="mlrun", source={"code": code}, handler="train",
                              image="mlrun/mlrun", tag="1.12.1")  # fmt: skip
     assert image_for(tagged, k8s_settings) == "registry.local/dh-python:3.11"  # the runtime image, not MLRun's
+
+
+BUILD_WORKER = """
+from tests.test_kubernetes_build import CODE
+from tests.test_kubernetes_launcher import _context, _op
+_op(task_id="build", action="build", function="orphan-build", code=CODE, handler="h",
+    instructions=["echo building", "sleep 3"]).execute(_context("build"))
+"""
+
+
+def test_the_reconciler_finishes_a_build_whose_worker_died_from_its_pod(
+    k8s: Any,  # noqa: F811
+    build_conn: dict,
+    s3_endpoint: str,
+) -> None:
+    """The worker following a Kaniko pod is SIGKILLed; the pod goes on and succeeds. The reconciler (with
+    the connection) reads the digest from the ended pod as the worker would have: the run COMPLETES, the
+    function gets its built version, the pod and the context are removed."""
+    import os
+    import signal
+    import sys
+
+    from digitalhub_provider.cli import reconcile
+
+    repo = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen([sys.executable, "-c", BUILD_WORKER], cwd=repo, env=dict(os.environ),
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        pod = k8s.wait_for(lambda: _kaniko_pods(k8s) and "building" in _kaniko_pods(k8s)[0].logs() and
+                           _kaniko_pods(k8s)[0], timeout=90)  # fmt: skip
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker dies; the pod goes on
+        worker.wait()
+    k8s.wait_for(lambda: pod.phase == "Succeeded", timeout=60)
+    assert reconcile(conn_id="dh_k8s") == {"unfinished": 1, "COMPLETED": 1}
+    (run,) = dh.list_runs("demo")
+    fn = dh.get_function("orphan-build", project="demo")
+    assert run.status.get("results")["image"] == fn.spec["image"] and "@sha256:" in fn.spec["image"]
+    assert k8s.wait_for(lambda: (pod.namespace, pod.name) not in k8s.pods, timeout=30)
+    assert _context_keys(s3_endpoint, build_conn["bucket"]) == []

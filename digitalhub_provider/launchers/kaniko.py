@@ -162,17 +162,8 @@ class KanikoHandle(PodHandle):
         except RunnerLost as exc:
             failure = exc
         message = self._termination_message()
-        if failure is None:
-            try:
-                digest = digest_of(message)
-            except EntityError as exc:
-                result = RunResult(self.run.id, "ERROR", str(exc))
-            else:
-                reference = f"{self.image}@{digest}"
-                result = RunResult(self.run.id, "COMPLETED", results={"image": reference, "digest": digest})
-        else:
-            tail = (message or "").strip()
-            result = RunResult(self.run.id, "ERROR", f"the image build failed: {tail or failure}")
+        cause = str(failure) if failure is not None else ""
+        result = outcome_of(self.run.id, self.image, failure is None, message, cause)
         url = self.ctx.run_url(self.run.id, RESULT_FILE)
         self.ctx.data_store(url).write_bytes(url, result.to_json())
         self.exit_code = 0 if failure is None else 1
@@ -197,3 +188,16 @@ class KanikoHandle(PodHandle):
             if terminated is not None:
                 return str(terminated.message or "")
         return None
+
+
+def outcome_of(run_id: str, image: str, succeeded: bool, message: str | None, cause: str = "") -> RunResult:
+    """A build pod's outcome as a RunResult: ``image`` at the digest Kaniko wrote to the termination
+    message, or ERROR with what the message holds (the log tail of a failed container)."""
+    if succeeded:
+        try:
+            digest = digest_of(message)
+        except EntityError as exc:
+            return RunResult(run_id, "ERROR", str(exc))
+        return RunResult(run_id, "COMPLETED", results={"image": f"{image}@{digest}", "digest": digest})
+    tail = (message or "").strip()
+    return RunResult(run_id, "ERROR", f"the image build failed: {tail or cause or 'its pod failed'}")

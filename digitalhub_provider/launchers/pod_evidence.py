@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from digitalhub_provider.entities import Run
     from digitalhub_provider.launchers.kubernetes import KubernetesSettings
+    from digitalhub_provider.runtimes.contract import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,25 @@ class PodEvidence:
                 text = f"(no log: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})\n"
             parts.append(f"==> pod {namespace}/{pod.metadata.name} <==\n{text}")
         return "".join(parts)
+
+    def build_result(self, run: Run) -> RunResult | None:
+        """What an image build's ended pod tells: the image at the digest Kaniko wrote to its termination
+        message, or ERROR with the log tail Kubernetes kept there; None while it runs or when unknown."""
+        from digitalhub_provider.launchers.kaniko import outcome_of
+
+        pods = self.pods(run)
+        ended = [p for p in pods or [] if p.status is not None and p.status.phase in ENDED_PHASES]
+        if not ended:
+            return None
+        pod = ended[-1]
+        args = pod.spec.containers[0].args or []
+        destination = next((a.split("=", 1)[1] for a in args if a.startswith("--destination=")), "")
+        message = None
+        for status in pod.status.container_statuses or []:
+            terminated = status.state.terminated if status.state else None
+            if terminated is not None:
+                message = str(terminated.message or "")
+        return outcome_of(run.id, destination, pod.status.phase == "Succeeded", message, f"pod {pod.metadata.name}")
 
     def runner_gone(self, run: Run, follower_gone: bool) -> str | None:
         """Why the pod of ``run`` is known to have ended or gone, or None (pending or running, or

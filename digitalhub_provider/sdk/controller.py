@@ -49,6 +49,7 @@ from digitalhub_provider.sdk.outcomes import (
     registrations,
     store_large_results,
     store_logs,
+    write_result,
 )
 from digitalhub_provider.sdk.runspecs import build_runspec, new_run, store_runspec
 from digitalhub_provider.states import UNFINISHED_STATES
@@ -107,6 +108,10 @@ class PodEvidence(Protocol):
 
     def remove_service(self, run: Run) -> None:
         """Delete the Deployment and the Service of a service's run (the serve action on Kubernetes)."""
+
+    def build_result(self, run: Run) -> RunResult | None:
+        """The outcome an image build's ended pod tells (its digest, or its log tail), or None while it
+        runs or when it cannot be told: what its follower would have written."""
 
 
 class RunController:
@@ -539,6 +544,13 @@ class RunController:
         if read_result(self.ctx, run) is not None:
             self._kill(run, ended_pods=True)  # what the runner started and left behind
             return self.finish(run, lost="runner lost: its follower ended before reading the result")
+        if run.run_kind.action == BUILD_ACTION and self.pods is not None:
+            # Kaniko writes no RunResult: its follower writes it from the ended pod, and so does this.
+            built = self.pods.build_result(run)
+            if built is not None:
+                write_result(self.ctx, run, built)
+                self._kill(run, ended_pods=True)
+                return self.finish(run, lost="runner lost: its follower ended before the build did")
         lost = self._runner_gone(run, follower_alive, follower_gone)
         if lost is None:
             return run

@@ -133,6 +133,12 @@ def store_logs(ctx: Context, run: Run) -> None:
         local.unlink()
 
 
+def write_result(ctx: Context, run: Run, result: RunResult) -> None:
+    """``result`` as ``run``'s RunResult on the data store (for a runner that writes none: Kaniko)."""
+    url = ctx.run_url(run.id, RESULT_FILE)
+    ctx.data_store(url).write_bytes(url, result.to_json())
+
+
 def read_logs(run: Run) -> str:
     """The run's stored log; for a service on Kubernetes that still serves, its pods' logs so far."""
     ctx = run.ctx
