@@ -64,9 +64,7 @@ def new_run(
         if parameters is not None:
             raise EntityError("give parameters or init_parameters (the same thing for a service), not both")
         parameters = init_parameters
-    serving = {
-        k for k in ("replicas", "service_type", "service_name", "host", "port") if task_params.get(k) is not None
-    }
+    serving = {k for k in SERVE_FIELDS if task_params.get(k) is not None}
     if serving and action != SERVE_ACTION:
         raise EntityError(f"{', '.join(sorted(serving))}: argument(s) of the serve action, not of {action}")
     instructions = task_params.get("instructions")
