@@ -76,7 +76,8 @@ def output_events(outputs: dict[str, str], run_key: str) -> list[tuple[str, dict
 
 def triggering_key(uri: str) -> str:
     """A template giving the key of the entity version whose Asset event triggered the DAG run
-    (the latest, when several did): for a task's ``inputs``, e.g.
+    (the latest by the events' timestamps, when several did: Airflow gives a run's events in no set
+    order): for a task's ``inputs``, e.g.
     ``inputs={"di": triggering_key("digitalhub://demo/dataitem/world-cities")}``."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -86,5 +87,5 @@ def triggering_key(uri: str) -> str:
         "{% for asset, events in triggering_asset_events.items() if asset.uri is defined and asset.uri == '"
         + uri
         + "' %}"
-        "{{ events[-1].extra.key }}{% endfor %}"
+        "{{ (events | sort(attribute='timestamp') | last).extra.key }}{% endfor %}"
     )

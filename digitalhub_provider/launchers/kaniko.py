@@ -37,6 +37,7 @@ from digitalhub_provider.launchers.kubernetes import (
     run_labels,
 )
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RunResult
+from digitalhub_provider.states import State
 
 if TYPE_CHECKING:
     from digitalhub_provider.connection_extras import ConnectionExtras
@@ -197,7 +198,7 @@ def outcome_of(run_id: str, image: str, succeeded: bool, message: str | None, ca
         try:
             digest = digest_of(message)
         except EntityError as exc:
-            return RunResult(run_id, "ERROR", str(exc))
-        return RunResult(run_id, "COMPLETED", results={"image": f"{image}@{digest}", "digest": digest})
+            return RunResult(run_id, State.ERROR.value, str(exc))
+        return RunResult(run_id, State.COMPLETED.value, results={"image": f"{image}@{digest}", "digest": digest})
     tail = (message or "").strip()
-    return RunResult(run_id, "ERROR", f"the image build failed: {tail or cause or 'its pod failed'}")
+    return RunResult(run_id, State.ERROR.value, f"the image build failed: {tail or cause or 'its pod failed'}")
