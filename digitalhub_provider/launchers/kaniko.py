@@ -30,11 +30,11 @@ from digitalhub_provider.launchers.kubernetes import (
     KubernetesLauncher,
     KubernetesSettings,
     PodHandle,
-    image_for,
     label_value,
     pod_operator,
     run_annotations,
     run_labels,
+    runtime_image,
 )
 from digitalhub_provider.runtimes.contract import RESULT_FILE, RunResult
 from digitalhub_provider.states import State
@@ -65,8 +65,7 @@ def base_image_of(fn: Executable, k8s: KubernetesSettings) -> str:
     Python (the connection's ``default_image`` pattern); never the image an earlier build made."""
     if fn.spec.get("base_image"):
         return check_image_reference(str(fn.spec["base_image"]), "base_image")
-    unbuilt = type(fn).from_dict({**fn.to_dict(), "spec": {**fn.spec, "image": None, "base_image": None}})
-    image = image_for(unbuilt, k8s)
+    image = runtime_image(fn, k8s)
     if not image:
         raise EntityError(
             "no base image for the build: set the function's base_image, or default_image in the connection"

@@ -161,9 +161,14 @@ def image_for(fn: Executable, k8s: KubernetesSettings) -> str:
         return str(spec["image"]) + (f":{spec['tag']}" if spec.get("tag") and ":" not in str(spec["image"]) else "")
     if spec.get("base_image"):
         return str(spec["base_image"])
+    return runtime_image(fn, k8s)
+
+
+def runtime_image(fn: Executable, k8s: KubernetesSettings) -> str:
+    """The connection's runtime image for ``fn``'s runtime and Python (its ``default_image`` pattern), or ""."""
     if not k8s.default_image:
         return ""
-    python_version, _ = environment_of(fn.kind, spec)
+    python_version, _ = environment_of(fn.kind, fn.spec)
     return k8s.default_image.format(runtime=fn.kind, python=python_version.removeprefix("PYTHON").replace("_", "."))
 
 
